@@ -1,0 +1,32 @@
+# stinercut-svc: Python 3.11 + ffmpeg, runs as an unprivileged user.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY stinercut_svc ./stinercut_svc
+RUN pip install .
+
+RUN useradd --create-home --uid 10001 stinercut \
+    && mkdir -p /data /shared-videos \
+    && chown stinercut:stinercut /data /shared-videos
+USER stinercut
+
+ENV HOST=0.0.0.0 \
+    PORT=8000 \
+    DATA_DIR=/data \
+    SHARED_VIDEO_PATH=/shared-videos
+
+EXPOSE 8000
+VOLUME ["/data", "/shared-videos"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4).status != 200)"
+CMD ["stinercut", "serve"]

@@ -1,0 +1,165 @@
+"""Settings, read once from the environment into a frozen value.
+
+Every knob the service has is an environment variable listed here (and in the
+README's configuration table). Parsing happens once, at start-up, so a typo in a
+deployment stops the process with one clear line instead of failing later inside a
+request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import attrs
+
+DEFAULT_DATA_DIR = "./var"
+DEFAULT_SHARED_PATH = "./var/shared-videos"
+DEFAULT_DETECTOR_URL = "http://host.docker.internal:8001"
+DEFAULT_CORS_ORIGINS = "http://localhost:8080,https://stinercut.local"
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_GIB = 1024**3
+_MIB = 1024**2
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the variable."""
+
+
+@attrs.frozen
+class Settings:
+    """The service configuration. Build it with :meth:`from_env` or directly in tests."""
+
+    database_url: str
+    shared_video_path: Path
+    detector_url: str = DEFAULT_DETECTOR_URL
+    detector_api_key: str | None = None
+    detector_ws_token: str | None = None
+    cors_origins: tuple[str, ...] = tuple(DEFAULT_CORS_ORIGINS.split(","))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    redis_url: str | None = None
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+    ws_max_message_bytes: int = _MIB
+    max_upload_bytes: int = 8 * _GIB
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse the environment; raise :class:`ConfigError` naming the bad variable."""
+        env = os.environ if environ is None else environ
+        shared = Path(_get(env, "SHARED_VIDEO_PATH") or DEFAULT_SHARED_PATH).expanduser().resolve()
+        data_dir = Path(_get(env, "DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
+        return cls(
+            database_url=normalise_database_url(
+                _get(env, "DATABASE_URL") or default_sqlite_url(data_dir)
+            ),
+            shared_video_path=shared,
+            detector_url=_http_url(env, "DETECTOR_URL", DEFAULT_DETECTOR_URL),
+            detector_api_key=_get(env, "DETECTOR_API_KEY"),
+            detector_ws_token=_get(env, "DETECTOR_WS_TOKEN"),
+            cors_origins=_origins(env),
+            host=_get(env, "HOST") or "127.0.0.1",
+            port=_int(env, "PORT", 8000, low=1, high=65535),
+            log_level=_log_level(env),
+            redis_url=_redis_url(env),
+            ffmpeg=_get(env, "FFMPEG_BINARY") or "ffmpeg",
+            ffprobe=_get(env, "FFPROBE_BINARY") or "ffprobe",
+            ws_max_message_bytes=_int(env, "WS_MAX_MESSAGE_BYTES", _MIB, low=1024, high=64 * _MIB),
+            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 8 * _GIB, low=1, high=1024 * _GIB),
+        )
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    """The embedded default: ``stinercut.sqlite3`` in the data folder.
+
+    The data folder is separate from the shared storage root so that nothing a
+    client can address by a storage path is the database file itself.
+    """
+    return f"sqlite:///{data_dir / 'stinercut.sqlite3'}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URL forms deployments use and pick the driver this service ships.
+
+    ``mysql://`` (what the frontend's compose file uses) becomes ``mysql+pymysql://``;
+    anything that is neither MySQL nor SQLite is refused at start-up.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"DATABASE_URL: {url!r} is not a URL (expected mysql://… or sqlite:///…)")
+    scheme = scheme.lower()
+    if scheme in ("mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"):
+        if not rest or rest.startswith("/"):
+            raise ConfigError("DATABASE_URL: a MySQL URL needs a host, e.g. mysql://user:pw@host/db")
+        return f"mysql+pymysql://{rest}"
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        return f"sqlite://{rest}"
+    raise ConfigError(f"DATABASE_URL: unsupported scheme {scheme!r} (use mysql:// or sqlite:///)")
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: {value} is outside {low}..{high}")
+    return value
+
+
+def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = _get(env, name) or default
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}: {raw!r} is not an http(s) URL")
+    return raw.rstrip("/")
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    raw = _get(env, "REDIS_URL")
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigError(f"REDIS_URL: {raw!r} is not a redis:// URL")
+    return raw
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _get(env, "CORS_ORIGINS")
+    if raw is None:
+        raw = DEFAULT_CORS_ORIGINS
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+            raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin like https://host[:port]")
+    return origins
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    raw = (_get(env, "LOG_LEVEL") or "INFO").upper()
+    if raw not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL: {raw!r} is not one of {', '.join(LOG_LEVELS)}")
+    return raw

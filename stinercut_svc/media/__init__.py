@@ -1,0 +1,1 @@
+"""FFmpeg and ffprobe: the one subprocess runner, media probing and tool checks."""

@@ -1,0 +1,219 @@
+"""The one way this service runs ffmpeg and ffprobe.
+
+Two entry points:
+
+* :func:`run_capture` for short tool calls (``-version``, ffprobe, a thumbnail):
+  output captured, hard timeout, the child killed if the deadline passes.
+* :func:`run_ffmpeg` for renders: ``-progress pipe:1`` parsed into
+  :class:`Progress` values while the process runs, stderr kept as a short tail for
+  error messages.
+
+Cancellation: both run the child inside the caller's cancel scope via
+``trio.run_process``. When that scope is cancelled the child gets SIGTERM (ffmpeg
+treats it like ``q``: it stops reading input and closes the output), then SIGKILL
+after ``grace`` seconds if it has not exited. The call returns only once the child
+has been reaped, so no ffmpeg outlives the task that started it.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
+
+import attrs
+import trio
+
+DEFAULT_GRACE_S = 2.0
+STDERR_TAIL_LINES = 20
+
+
+class ToolError(RuntimeError):
+    """A tool exited unsuccessfully; ``stderr_tail`` holds its last words."""
+
+    def __init__(self, message: str, *, returncode: int | None, stderr_tail: str) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+class ToolMissingError(ToolError):
+    """The executable is not installed or not runnable."""
+
+
+class ToolTimeoutError(ToolError):
+    """The tool ran past its deadline and was killed."""
+
+
+@attrs.frozen
+class Captured:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+@attrs.frozen
+class Progress:
+    """One ``-progress`` block: where the encoder is, and how fast it goes."""
+
+    out_time_s: float | None
+    speed: float | None
+    frame: int | None
+    done: bool
+
+
+async def _terminate(process: trio.Process, grace: float) -> None:
+    """SIGTERM, then SIGKILL if the child is still there after ``grace`` seconds."""
+    try:
+        process.send_signal(signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with trio.move_on_after(grace):
+        await process.wait()
+        return
+    process.kill()
+
+
+def _require(binary: str) -> str:
+    found = shutil.which(binary)
+    if found is None:
+        raise ToolMissingError(
+            f"{binary} is not installed or not executable", returncode=None, stderr_tail=""
+        )
+    return found
+
+
+def _single(group: BaseExceptionGroup) -> BaseException:
+    """The one exception inside a nursery's group, so callers see plain exceptions."""
+    if len(group.exceptions) == 1:
+        inner = group.exceptions[0]
+        return _single(inner) if isinstance(inner, BaseExceptionGroup) else inner
+    return group
+
+
+async def run_capture(argv: Sequence[str], *, timeout: float) -> Captured:
+    """Run a short tool call; raise :class:`ToolTimeoutError`/:class:`ToolMissingError`."""
+    argv = [_require(argv[0]), *argv[1:]]
+    try:
+        with trio.fail_after(timeout):
+            done = await trio.run_process(
+                list(argv),
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                stdin=subprocess.DEVNULL,
+                deliver_cancel=partial(_terminate, grace=0.5),
+            )
+    except trio.TooSlowError:
+        raise ToolTimeoutError(
+            f"{argv[0]} did not finish within {timeout:g} s", returncode=None, stderr_tail=""
+        ) from None
+    return Captured(done.returncode, done.stdout, done.stderr)
+
+
+async def run_ffmpeg(
+    args: Sequence[str],
+    *,
+    binary: str = "ffmpeg",
+    on_progress: Callable[[Progress], Awaitable[None]] | None = None,
+    grace: float = DEFAULT_GRACE_S,
+) -> None:
+    """Run ``ffmpeg <args>`` to completion, reporting progress; raise :class:`ToolError`.
+
+    ``args`` are ffmpeg's inputs, filters and outputs; this function adds the
+    flags that make it non-interactive and machine-readable.
+    """
+    argv = [
+        _require(binary),
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-progress",
+        "pipe:1",
+        *args,
+    ]
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    try:
+        async with trio.open_nursery() as nursery:
+            process: trio.Process = await nursery.start(
+                partial(
+                    trio.run_process,
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    check=False,
+                    deliver_cancel=partial(_terminate, grace=grace),
+                )
+            )
+            assert process.stdout is not None and process.stderr is not None
+            nursery.start_soon(_collect_tail, process.stderr, tail)
+            await _pump_progress(process.stdout, on_progress)
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
+    if process.returncode != 0:
+        text = "\n".join(tail)
+        raise ToolError(
+            f"ffmpeg exited with code {process.returncode}: {text or 'no error output'}",
+            returncode=process.returncode,
+            stderr_tail=text,
+        )
+
+
+async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
+    buffer = b""
+    async for chunk in stream:
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            yield line.decode("utf-8", "replace").rstrip("\r")
+    if buffer:
+        yield buffer.decode("utf-8", "replace")
+
+
+async def _collect_tail(stream: trio.abc.ReceiveStream, tail: collections.deque[str]) -> None:
+    async for line in _lines(stream):
+        if line.strip():
+            tail.append(line.strip())
+
+
+async def _pump_progress(
+    stream: trio.abc.ReceiveStream, on_progress: Callable[[Progress], Awaitable[None]] | None
+) -> None:
+    block: dict[str, str] = {}
+    async for line in _lines(stream):
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        block[key.strip()] = value.strip()
+        if key.strip() == "progress":
+            if on_progress is not None:
+                await on_progress(parse_progress(block))
+            block = {}
+
+
+def parse_progress(block: dict[str, str]) -> Progress:
+    """Read one ``-progress`` block; values ffmpeg reports as ``N/A`` become ``None``."""
+    out_us = _number(block.get("out_time_us")) or _number(block.get("out_time_ms"))
+    speed = block.get("speed", "").rstrip("x").strip()
+    frame = _number(block.get("frame"))
+    return Progress(
+        out_time_s=None if out_us is None else max(out_us, 0.0) / 1_000_000,
+        speed=_number(speed),
+        frame=None if frame is None else int(frame),
+        done=block.get("progress") == "end",
+    )
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -1,0 +1,29 @@
+"""ORM models: the seed's five tables, shared with the separate web frontend.
+
+Table names, columns and enum values are a contract with the frontend: change
+them only through a migration that the frontend can live with.
+"""
+
+from .asset import Asset, AssetType
+from .base import Base, isoformat, new_uuid, utcnow
+from .job import Job, JobStatus
+from .project import Project, ProjectStatus
+from .setting import Setting, SettingType, parse_setting_value
+from .video import Video
+
+__all__ = [
+    "Asset",
+    "AssetType",
+    "Base",
+    "Job",
+    "JobStatus",
+    "Project",
+    "ProjectStatus",
+    "Setting",
+    "SettingType",
+    "Video",
+    "isoformat",
+    "new_uuid",
+    "parse_setting_value",
+    "utcnow",
+]

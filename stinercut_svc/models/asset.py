@@ -1,0 +1,31 @@
+"""``asset``: branding material (intro, outro, watermark, music, name template)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, created_column, enum_column, uuid_column
+
+
+class AssetType(enum.StrEnum):
+    INTRO = "intro"
+    OUTRO = "outro"
+    WATERMARK = "watermark"
+    AUDIO = "audio"
+    AUDIO_FREEFALL = "audio_freefall"
+    PAX_TEMPLATE = "pax_template"
+
+
+class Asset(Base):
+    __tablename__ = "asset"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = uuid_column()
+    type: Mapped[AssetType] = mapped_column(enum_column(AssetType, "assettype"), nullable=False)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    path: Mapped[str] = mapped_column(String(500), nullable=False)
+    created_at: Mapped[datetime] = created_column()

@@ -1,0 +1,48 @@
+"""``project``: a customer's edit: clips on a timeline plus render settings."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, created_column, enum_column, updated_column, uuid_column
+
+if TYPE_CHECKING:
+    from .job import Job
+    from .video import Video
+
+
+class ProjectStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    ERROR = "error"
+
+
+class Project(Base):
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = uuid_column()
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[ProjectStatus] = mapped_column(
+        enum_column(ProjectStatus, "projectstatus"), nullable=False, default=ProjectStatus.DRAFT
+    )
+    # JSON object stored as text: the frontend reads and writes it as a string.
+    settings: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = created_column()
+    updated_at: Mapped[datetime] = updated_column()
+
+    videos: Mapped[list[Video]] = relationship(
+        back_populates="project",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Video.order",
+    )
+    jobs: Mapped[list[Job]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", passive_deletes=True
+    )

@@ -1,0 +1,39 @@
+"""``video``: one clip on a project's timeline, with its probed metadata and trim."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Float, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, created_column, updated_column, uuid_column
+
+if TYPE_CHECKING:
+    from .project import Project
+
+
+class Video(Base):
+    __tablename__ = "video"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = uuid_column()
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    # Relative to the shared storage root, never a host path.
+    path: Mapped[str] = mapped_column(String(500), nullable=False)
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    codec: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    fps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    order: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    in_point: Mapped[float | None] = mapped_column(Float, nullable=True, default=0.0)
+    out_point: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = created_column()
+    updated_at: Mapped[datetime] = updated_column()
+
+    project: Mapped[Project] = relationship(back_populates="videos")

@@ -1,0 +1,62 @@
+"""Bring the database schema up to date with Alembic, from code.
+
+Three starting points are handled, because the frontend may have created the
+database before this service ever ran:
+
+* empty database: every revision is applied;
+* database created by the seed (the five tables, no ``alembic_version``): it is
+  stamped as revision ``0001`` (the seed schema) and upgraded from there, keeping
+  its rows;
+* database managed by Alembic at an older revision: upgraded in place.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SEED_REVISION = "0001"
+SEED_TABLES = frozenset({"project", "video", "job", "asset", "setting"})
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision``; return the revision the database is at."""
+    with engine.begin() as conn:
+        tables = set(inspect(conn).get_table_names())
+        if "alembic_version" not in tables and SEED_TABLES <= tables:
+            log.info("adopting a seed-created database as revision %s", SEED_REVISION)
+            command.stamp(alembic_config(conn), SEED_REVISION)
+        command.upgrade(alembic_config(conn), revision)
+    return current_revision(engine)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), revision)

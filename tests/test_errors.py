@@ -1,0 +1,57 @@
+"""Every error answer uses the one JSON format."""
+
+from __future__ import annotations
+
+from stinercut_svc.app import create_app
+from stinercut_svc.config import Settings
+from stinercut_svc.errors import ApiError
+
+
+def _assert_error_shape(body: dict, code: str) -> None:
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+async def test_unknown_route_is_json_404(client) -> None:  # type: ignore[no-untyped-def]
+    response = await client.get("/api/does-not-exist")
+    assert response.status_code == 404
+    body = await response.get_json()
+    _assert_error_shape(body, "not_found")
+    assert "/api/does-not-exist" in body["error"]["message"]
+
+
+async def test_wrong_method_is_json_405_with_allow(client) -> None:  # type: ignore[no-untyped-def]
+    response = await client.delete("/api/health")
+    assert response.status_code == 405
+    body = await response.get_json()
+    _assert_error_shape(body, "method_not_allowed")
+    assert "GET" in body["error"]["details"]["allowed"]
+    assert "GET" in response.headers["Allow"]
+
+
+async def test_api_error_and_unexpected_error(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.get("/boom")
+    async def boom() -> str:
+        raise RuntimeError("secret internals")
+
+    @app.get("/teapot")
+    async def teapot() -> str:
+        raise ApiError(409, "already rendering", details={"job": "x"})
+
+    async with app.test_app():
+        client = app.test_client()
+        response = await client.get("/boom")
+        assert response.status_code == 500
+        body = await response.get_json()
+        _assert_error_shape(body, "internal_error")
+        assert "secret" not in body["error"]["message"]
+
+        response = await client.get("/teapot")
+        assert response.status_code == 409
+        body = await response.get_json()
+        _assert_error_shape(body, "conflict")
+        assert body["error"]["details"] == {"job": "x"}
