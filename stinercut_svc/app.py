@@ -20,6 +20,7 @@ from .context import StinercutApp
 from .cors import install_cors
 from .database import Database, describe_error
 from .errors import install_error_handlers
+from .openapi import install_openapi
 from .routers import health
 from .storage import Storage
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> StinercutApp:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     install_error_handlers(app)
+    install_openapi(app)
     install_cors(app, settings.cors_origins)
     app.register_blueprint(health.blueprint)
 

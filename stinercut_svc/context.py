@@ -9,18 +9,27 @@ Request handlers reach it through :func:`current`.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import trio
 from quart import current_app
 from quart_trio import QuartTrio
+from quart_trio.wrappers import TrioRequest
 
 from .config import Settings
 from .database import Database
+from .errors import ApiError
 from .storage import Storage
 
 
+class StinercutRequest(TrioRequest):
+    def on_json_loading_failed(self, error: Exception) -> Any:
+        # Quart's default is a bare 400 with no word on what was wrong.
+        raise ApiError(400, f"request body is not valid JSON: {error}", code="invalid_json")
+
+
 class StinercutApp(QuartTrio):
+    request_class = StinercutRequest
     settings: Settings
     db: Database
     storage: Storage

@@ -55,3 +55,52 @@ async def test_api_error_and_unexpected_error(settings: Settings) -> None:
         body = await response.get_json()
         _assert_error_shape(body, "conflict")
         assert body["error"]["details"] == {"job": "x"}
+
+
+async def test_validation_errors_name_each_field(settings: Settings) -> None:
+    from quart_schema import validate_querystring, validate_request
+
+    from stinercut_svc.openapi import StrictModel
+
+    class Body(StrictModel):
+        name: str
+        count: int = 1
+
+    class Query(StrictModel):
+        limit: int = 10
+
+    app = create_app(settings)
+
+    @app.post("/things")
+    @validate_request(Body)
+    async def things(data: Body) -> dict:
+        return {"name": data.name}
+
+    @app.get("/things")
+    @validate_querystring(Query)
+    async def list_things(query_args: Query) -> dict:
+        return {"limit": query_args.limit}
+
+    async with app.test_app():
+        client = app.test_client()
+        response = await client.post("/things", json={"count": "many", "extra": 1})
+        assert response.status_code == 422
+        body = await response.get_json()
+        _assert_error_shape(body, "validation_error")
+        fields = {f["field"] for f in body["error"]["details"]["fields"]}
+        assert fields == {"name", "count", "extra"}
+
+        response = await client.post(
+            "/things", data="{not json", headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400
+        _assert_error_shape(await response.get_json(), "invalid_json")
+
+        response = await client.get("/things?limit=lots")
+        assert response.status_code == 400
+        body = await response.get_json()
+        assert body["error"]["details"]["fields"][0]["field"] == "limit"
+
+        assert (await client.get("/things?limit=3")).status_code == 200
+        spec = await (await client.get("/openapi.json")).get_json()
+        assert "/things" in spec["paths"]

@@ -1,0 +1,60 @@
+"""Request validation and the OpenAPI document (quart-schema, pydantic models).
+
+Routes declare their bodies and query strings with quart-schema's decorators and
+pydantic models (``extra="forbid"`` so an unknown field is an error, not silently
+dropped). This module serves ``/openapi.json`` (plus ``/docs``) and turns
+validation failures into the one error format, naming each offending field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+from quart import Quart, Response
+from quart_schema import QuartSchema, RequestSchemaValidationError
+from quart_schema.validation import QuerystringValidationError
+
+from . import SERVICE_NAME, __version__
+from .errors import error_response
+
+
+class StrictModel(BaseModel):
+    """Base for request bodies: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def install_openapi(app: Quart) -> None:
+    QuartSchema(
+        app,
+        info={"title": SERVICE_NAME, "version": __version__},
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        conversion_preference="pydantic",
+    )
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def _invalid(error: RequestSchemaValidationError) -> Response:
+        fields = describe_validation_error(error.validation_error)
+        where = "query string" if isinstance(error, QuerystringValidationError) else "request body"
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "invalid"
+        return error_response(
+            422 if where == "request body" else 400,
+            f"invalid {where}: {summary}",
+            code="validation_error",
+            details={"fields": fields},
+        )
+
+
+def describe_validation_error(error: Exception) -> list[dict[str, Any]]:
+    if isinstance(error, PydanticValidationError):
+        return [
+            {
+                "field": ".".join(str(part) for part in item["loc"]) or "(body)",
+                "message": item["msg"],
+            }
+            for item in error.errors(include_url=False)
+        ]
+    return [{"field": "(body)", "message": str(error) or type(error).__name__}]
