@@ -14,7 +14,7 @@ import logging
 import trio
 from sqlalchemy.exc import OperationalError
 
-from . import schema
+from . import schema, setting_defaults
 from .config import Settings
 from .context import StinercutApp
 from .cors import install_cors
@@ -76,6 +76,9 @@ async def _upgrade_schema(app: StinercutApp) -> None:
         schema.upgrade, app.db.engine, limiter=app.db.limiter
     )
     log.info("database schema at revision %s (%s)", revision, app.db.backend)
+    added = await app.db.run(setting_defaults.insert_missing)
+    if added:
+        log.info("inserted default settings: %s", ", ".join(added))
     app.schema_ready.set()
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, created_column, enum_column, uuid_column
+from .base import Base, created_column, enum_column, isoformat, uuid_column
 
 
 class AssetType(enum.StrEnum):
@@ -29,3 +30,13 @@ class Asset(Base):
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     path: Mapped[str] = mapped_column(String(500), nullable=False)
     created_at: Mapped[datetime] = created_column()
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uuid": self.uuid,
+            "type": self.type.value,
+            "name": self.name,
+            "path": self.path,
+            "created_at": isoformat(self.created_at),
+        }

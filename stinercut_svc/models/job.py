@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, created_column, enum_column, updated_column, uuid_column
+from .base import Base, created_column, enum_column, isoformat, updated_column, uuid_column
 
 if TYPE_CHECKING:
     from .project import Project
@@ -47,3 +47,18 @@ class Job(Base):
     updated_at: Mapped[datetime] = updated_column()
 
     project: Mapped[Project] = relationship(back_populates="jobs")
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uuid": self.uuid,
+            "project_id": self.project_id,
+            "status": self.status.value,
+            "progress": self.progress,
+            "started_at": isoformat(self.started_at),
+            "completed_at": isoformat(self.completed_at),
+            "output_path": self.output_path,
+            "error_message": self.error_message,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, created_column, enum_column, updated_column, uuid_column
+from .base import Base, created_column, enum_column, isoformat, updated_column, uuid_column
 
 if TYPE_CHECKING:
     from .job import Job
@@ -46,3 +47,22 @@ class Project(Base):
     jobs: Mapped[list[Job]] = relationship(
         back_populates="project", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    def settings_dict(self) -> dict[str, Any]:
+        """The stored settings text as an object; junk written by others reads as ``{}``."""
+        try:
+            value = json.loads(self.settings or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uuid": self.uuid,
+            "name": self.name,
+            "status": self.status.value,
+            "settings": self.settings_dict(),
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, created_column, enum_column, updated_column
+from .base import Base, created_column, enum_column, isoformat, updated_column
 
 TRUE_WORDS = frozenset({"true", "1", "yes"})
 
@@ -38,6 +38,28 @@ class Setting(Base):
     options: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
+
+    def to_api(self) -> dict[str, Any]:
+        try:
+            value = self.typed_value
+        except ValueError:
+            value = self.value  # written badly by someone else: show it as stored
+        try:
+            options = None if self.options is None else json.loads(self.options)
+        except ValueError:
+            options = None
+        return {
+            "id": self.id,
+            "key": self.key,
+            "value": value,
+            "type": self.type.value,
+            "category": self.category,
+            "label": self.label,
+            "description": self.description,
+            "options": options,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
 
     @property
     def typed_value(self) -> Any:

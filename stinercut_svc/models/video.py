@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, created_column, updated_column, uuid_column
+from .base import Base, created_column, isoformat, updated_column, uuid_column
 
 if TYPE_CHECKING:
     from .project import Project
@@ -37,3 +37,22 @@ class Video(Base):
     updated_at: Mapped[datetime] = updated_column()
 
     project: Mapped[Project] = relationship(back_populates="videos")
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uuid": self.uuid,
+            "project_id": self.project_id,
+            "filename": self.filename,
+            "path": self.path,
+            "duration": self.duration,
+            "width": self.width,
+            "height": self.height,
+            "codec": self.codec,
+            "fps": self.fps,
+            "order": self.order,
+            "in_point": self.in_point,
+            "out_point": self.out_point,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
