@@ -1,0 +1,1 @@
+"""Render jobs: options, plan (ffmpeg command), supervisor (claim, run, cancel, recover)."""
