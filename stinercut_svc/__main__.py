@@ -71,6 +71,13 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
+    # Let frames a little over the hub's limit reach the app, which closes with
+    # 1009 and a reason; Hypercorn caps anything beyond that before buffering it.
+    config.websocket_max_message_size = 2 * settings.ws_max_message_bytes
+    # Protocol-level pings keep idle connections open through proxies and NAT;
+    # liveness itself is the hub's application-level keepalive.
+    if settings.ws_ping_interval:
+        config.websocket_ping_interval = settings.ws_ping_interval
     config.accesslog = logging.getLogger("stinercut_svc.access")
     config.errorlog = logging.getLogger("stinercut_svc.server")
     config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'

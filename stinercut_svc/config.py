@@ -46,6 +46,15 @@ class Settings:
     ffprobe: str = "ffprobe"
     ws_max_message_bytes: int = _MIB
     max_upload_bytes: int = 8 * _GIB
+    #: WebSocket hub: seconds of silence before a client gets ``hub:ping`` (0 = no keepalive)
+    ws_ping_interval: float = 30.0
+    #: WebSocket hub: seconds a client may stay unresponsive (no answer to hub:ping,
+    #: or one message stuck on its socket) before it is dropped
+    ws_ping_timeout: float = 20.0
+    #: WebSocket hub: messages queued per client before it is disconnected
+    ws_outbox_messages: int = 4096
+    #: Redis pub/sub channel (and key prefix) the hub instances share
+    redis_hub_channel: str = "stinercut:hub"
 
     @property
     def is_sqlite(self) -> bool:
@@ -74,6 +83,10 @@ class Settings:
             ffprobe=_get(env, "FFPROBE_BINARY") or "ffprobe",
             ws_max_message_bytes=_int(env, "WS_MAX_MESSAGE_BYTES", _MIB, low=1024, high=64 * _MIB),
             max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 8 * _GIB, low=1, high=1024 * _GIB),
+            ws_ping_interval=_float(env, "WS_PING_INTERVAL", 30.0, low=0.0, high=3600.0),
+            ws_ping_timeout=_float(env, "WS_PING_TIMEOUT", 20.0, low=0.1, high=3600.0),
+            ws_outbox_messages=_int(env, "WS_OUTBOX_MESSAGES", 4096, low=1, high=1_000_000),
+            redis_hub_channel=_channel(env, "REDIS_HUB_CHANNEL", "stinercut:hub"),
         )
 
 
@@ -124,6 +137,26 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise ConfigError(f"{name}: {value} is outside {low}..{high}")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+    if not low <= value <= high:  # also refuses nan
+        raise ConfigError(f"{name}: {value:g} is outside {low:g}..{high:g}")
+    return value
+
+
+def _channel(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = _get(env, name) or default
+    if any(ch.isspace() for ch in raw) or len(raw) > 200:
+        raise ConfigError(f"{name}: {raw!r} is not a channel name (no spaces, at most 200 characters)")
+    return raw
 
 
 def _http_url(env: Mapping[str, str], name: str, default: str) -> str:

@@ -39,6 +39,10 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
             "MAX_UPLOAD_BYTES": "1000",
             "FFMPEG_BINARY": "/opt/ff/ffmpeg",
             "FFPROBE_BINARY": "/opt/ff/ffprobe",
+            "WS_PING_INTERVAL": "15",
+            "WS_PING_TIMEOUT": "2.5",
+            "WS_OUTBOX_MESSAGES": "64",
+            "REDIS_HUB_CHANNEL": "site-a:hub",
         }
     )
     assert s.database_url == "mysql+pymysql://u:p@db:3306/stinercut"
@@ -48,6 +52,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert s.cors_origins == ("https://a.example", "http://b.example:8080")
     assert (s.host, s.port, s.log_level) == ("0.0.0.0", 9000, "DEBUG")
     assert s.redis_url == "redis://redis:6379/0"
+    assert (s.ws_ping_interval, s.ws_ping_timeout, s.ws_outbox_messages) == (15.0, 2.5, 64)
+    assert s.redis_hub_channel == "site-a:hub"
     assert (s.ws_max_message_bytes, s.max_upload_bytes) == (2048, 1000)
     assert (s.ffmpeg, s.ffprobe) == ("/opt/ff/ffmpeg", "/opt/ff/ffprobe")
 
@@ -78,6 +84,12 @@ def test_database_url_normalised(url: str, expected: str) -> None:
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
         ({"REDIS_URL": "http://redis"}, "REDIS_URL"),
         ({"WS_MAX_MESSAGE_BYTES": "10"}, "WS_MAX_MESSAGE_BYTES"),
+        ({"WS_PING_INTERVAL": "soon"}, "WS_PING_INTERVAL: 'soon' is not a number"),
+        ({"WS_PING_INTERVAL": "-1"}, "WS_PING_INTERVAL: -1 is outside 0..3600"),
+        ({"WS_PING_TIMEOUT": "nan"}, "WS_PING_TIMEOUT"),
+        ({"WS_PING_TIMEOUT": "0"}, "WS_PING_TIMEOUT"),
+        ({"WS_OUTBOX_MESSAGES": "0"}, "WS_OUTBOX_MESSAGES"),
+        ({"REDIS_HUB_CHANNEL": "two words"}, "REDIS_HUB_CHANNEL"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], needle: str) -> None:

@@ -6,16 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
-from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from stinercut_svc.__main__ import hypercorn_config
 from stinercut_svc.context import StinercutApp
 
 
 @asynccontextmanager
 async def running_server(app: StinercutApp) -> AsyncIterator[str]:
     """Yield the base URL (``http://127.0.0.1:PORT``) while Hypercorn serves ``app``."""
-    config = Config()
+    config = hypercorn_config(app.settings)  # the production settings, on a free port
     config.bind = ["127.0.0.1:0"]
     config.graceful_timeout = 1.0
     config.accesslog = None
