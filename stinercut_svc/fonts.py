@@ -1,0 +1,302 @@
+"""TTF/OTF/WOFF/WOFF2 → SVG path definitions for the frontend's name overlays.
+
+:func:`convert_font` is a pure function (bytes in, :class:`FontConversion` out, no
+I/O) so the router can run it in a worker thread and tests can call it directly.
+The output keeps the format the frontend already stores: one
+``<path id="_X" d="…" transform="…" />`` line per character, lines sorted, glyphs
+scaled to a 60 px em with the y axis flipped and the baseline moved down by the
+scaled ascender.
+
+Every way a font can be unusable raises :class:`FontError` with a message naming
+the problem; nothing else escapes for bad input (fontTools raises many exception
+types on corrupt data, so the parsing step catches them all and re-labels them).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Mapping
+
+import attrs
+import brotli
+from fontTools.pens.svgPathPen import SVGPathPen
+from fontTools.ttLib import TTFont
+from fontTools.ttLib.woff2 import WOFF2DirectoryEntry, woff2DirectorySize
+
+#: Target em size in px: every glyph is scaled by ``TARGET_PX / unitsPerEm``.
+TARGET_PX = 60
+#: Largest accepted upload (the router enforces it while reading the body).
+MAX_FONT_BYTES = 10 * 1024 * 1024
+#: Largest decompressed WOFF/WOFF2 payload: a 10 MB upload could otherwise inflate
+#: to gigabytes (a compression bomb) before fontTools notices the sizes disagree.
+MAX_SFNT_BYTES = 64 * 1024 * 1024
+#: Conversions running at once (worker threads). fontTools is pure Python, so a
+#: second thread adds no throughput under the GIL, and every CPU-bound thread
+#: makes the trio thread wait longer for the GIL (bench/fonts.py: GET / p99 was
+#: about halved with 1 thread instead of 2).
+CONVERSION_THREADS = 1
+#: The file name endings accepted (compared case-insensitively).
+EXTENSIONS = (".ttf", ".otf", ".woff", ".woff2")
+
+#: Characters converted, in the order ``missing`` and ``advances`` list them.
+CHARACTERS = (
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "abcdefghijklmnopqrstuvwxyz"
+    "0123456789"
+    "ÖÄÜöäüß"
+)
+#: Ids for characters that are not valid (or not readable) in an XML id as-is.
+SPECIAL_IDS: Mapping[str, str] = {
+    "Ö": "Ouml",
+    "Ä": "Auml",
+    "Ü": "Uuml",
+    "ö": "ouml",
+    "ä": "auml",
+    "ü": "uuml",
+    "ß": "szlig",
+}
+
+_SFNT_SIGNATURES = (b"\x00\x01\x00\x00", b"true", b"OTTO")
+_WOFF_HEADER = struct.Struct(">4s4sIHHI")  # signature, flavor, length, numTables, reserved, totalSfntSize
+_WOFF_ENTRY = struct.Struct(">4sIIII")  # tag, offset, compLength, origLength, origChecksum
+_WOFF_HEADER_SIZE = 44
+_WOFF2_HEADER = struct.Struct(">4s4sIHHII")  # … totalSfntSize, totalCompressedSize
+_INFLATE_CHUNK = 1024 * 1024
+
+
+class FontError(ValueError):
+    """The bytes are not a usable font; ``code`` is the stable error word."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@attrs.frozen
+class FontConversion:
+    """The result of one conversion, in the frontend's wire format via :meth:`to_api`."""
+
+    font_name: str
+    #: ``<path …/>`` lines joined by newlines, sorted.
+    svg_paths: str
+    glyph_count: int
+    #: Requested characters the font does not map, in :data:`CHARACTERS` order.
+    missing: tuple[str, ...]
+    #: Requested characters the font maps to a glyph without an outline.
+    empty: tuple[str, ...]
+    #: Advance width in px (same scale as the paths) of every converted character.
+    advances: Mapping[str, float]
+
+    def to_api(self) -> dict[str, object]:
+        return {
+            "success": True,
+            "font_name": self.font_name,
+            "svg_paths": self.svg_paths,
+            "glyph_count": self.glyph_count,
+            "missing": list(self.missing),
+            "empty": list(self.empty),
+            "advances": dict(self.advances),
+        }
+
+
+def font_name_from_filename(filename: str | None) -> str:
+    """The display name (file name without folder and extension); checks the extension."""
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not base:
+        raise FontError("the uploaded file has no file name", code="invalid_filename")
+    stem, dot, ext = base.rpartition(".")
+    if not dot or f".{ext.lower()}" not in EXTENSIONS or not stem:
+        raise FontError(
+            f"{base!r} is not a font file name: expected one of {', '.join(EXTENSIONS)}",
+            code="unsupported_extension",
+        )
+    return stem
+
+
+def glyph_id(char: str) -> str:
+    """The path id for ``char`` without the leading underscore (``A``, ``Ouml``, …)."""
+    return SPECIAL_IDS.get(char, char)
+
+
+def convert_font(
+    data: bytes, font_name: str, *, max_sfnt_bytes: int = MAX_SFNT_BYTES
+) -> FontConversion:
+    """Convert the font in ``data`` to SVG path definitions; raise :class:`FontError`."""
+    if not data:
+        raise FontError("the uploaded file is empty", code="empty_file")
+    _check_container(data, max_sfnt_bytes)
+    try:
+        return _convert(data, font_name)
+    except FontError:
+        raise
+    except Exception as exc:  # fontTools signals corrupt data with many types
+        raise FontError(
+            f"the font is truncated or corrupt: {_describe(exc)}", code="corrupt_font"
+        ) from exc
+
+
+def _convert(data: bytes, font_name: str) -> FontConversion:
+    font = TTFont(io.BytesIO(data))
+    _check_table_bounds(font, len(data))
+    if "cmap" not in font:
+        raise FontError("the font has no character map (cmap table)", code="no_cmap")
+    cmap = font.getBestCmap()
+    if not cmap:
+        raise FontError("the font's character map has no Unicode subtable", code="no_cmap")
+    if "glyf" not in font and "CFF " not in font and "CFF2" not in font:
+        raise FontError("the font has no outlines (no glyf, CFF or CFF2 table)", code="no_outlines")
+
+    scale = TARGET_PX / font["head"].unitsPerEm
+    transform = f"translate(0, {_ascender(font) * scale:.2f}) scale({scale:.4f}, -{scale:.4f})"
+    glyph_set = font.getGlyphSet()
+
+    lines: list[str] = []
+    missing: list[str] = []
+    empty: list[str] = []
+    advances: dict[str, float] = {}
+    for char in CHARACTERS:
+        name = cmap.get(ord(char))
+        if name is None or name not in glyph_set:
+            missing.append(char)
+            continue
+        glyph = glyph_set[name]
+        pen = SVGPathPen(glyph_set)
+        glyph.draw(pen)
+        commands = pen.getCommands()
+        if not commands:
+            empty.append(char)
+            continue
+        lines.append(f'<path id="_{glyph_id(char)}" d="{commands}" transform="{transform}" />')
+        advances[char] = round(glyph.width * scale, 2)
+
+    if not lines:
+        what = "with an outline " if empty else ""
+        raise FontError(
+            f"the font has none of the characters {what}A-Z, a-z, 0-9, ÄÖÜäöüß",
+            code="no_glyphs",
+        )
+    lines.sort()
+    return FontConversion(
+        font_name=font_name,
+        svg_paths="\n".join(lines),
+        glyph_count=len(lines),
+        missing=tuple(missing),
+        empty=tuple(empty),
+        advances=advances,
+    )
+
+
+def _ascender(font: TTFont) -> int:
+    if "OS/2" in font:
+        return int(font["OS/2"].sTypoAscender)
+    if "hhea" in font:
+        return int(font["hhea"].ascent)
+    raise FontError("the font has neither an OS/2 nor an hhea table (no ascender)", code="corrupt_font")
+
+
+def _check_container(data: bytes, max_sfnt_bytes: int) -> None:
+    """Name the format problem early; bound what a WOFF/WOFF2 may inflate to."""
+    signature = data[:4]
+    if signature == b"ttcf":
+        raise FontError("font collections (.ttc) are not supported", code="unsupported_font")
+    if signature == b"wOFF":
+        _check_woff(data, max_sfnt_bytes)
+    elif signature == b"wOF2":
+        _check_woff2(data, max_sfnt_bytes)
+    elif signature not in _SFNT_SIGNATURES:
+        raise FontError(
+            "the file is not a TrueType, OpenType, WOFF or WOFF2 font "
+            f"(it starts with {signature!r})",
+            code="not_a_font",
+        )
+
+
+def _check_woff(data: bytes, limit: int) -> None:
+    try:
+        _sig, _flavor, _length, num_tables, _res, total = _WOFF_HEADER.unpack_from(data)
+        entries = [
+            _WOFF_ENTRY.unpack_from(data, _WOFF_HEADER_SIZE + i * _WOFF_ENTRY.size)
+            for i in range(num_tables)
+        ]
+    except struct.error:
+        raise FontError("the WOFF font is truncated (header)", code="corrupt_font") from None
+    declared = max(total, sum(entry[3] for entry in entries))
+    if declared > limit:
+        raise _too_large(declared, limit)
+    for tag, offset, comp_length, orig_length, _checksum in entries:
+        if comp_length >= orig_length:
+            continue  # stored uncompressed
+        # Inflate at most one byte past the declared size: enough to detect a lie.
+        inflater = zlib.decompressobj()
+        try:
+            produced = len(inflater.decompress(data[offset : offset + comp_length], orig_length + 1))
+        except zlib.error as exc:
+            raise FontError(
+                f"the WOFF table {tag.decode('latin-1')!r} does not decompress: {exc}",
+                code="corrupt_font",
+            ) from None
+        if produced > orig_length:
+            raise _too_large(produced, orig_length)
+
+
+def _check_woff2(data: bytes, limit: int) -> None:
+    stream = io.BytesIO(data)
+    try:
+        header = _WOFF2_HEADER.unpack_from(data)
+        _sig, flavor, _length, num_tables, _res, total, compressed_size = header
+        stream.seek(woff2DirectorySize)
+        for _ in range(num_tables):
+            WOFF2DirectoryEntry().fromFile(stream)
+    except Exception as exc:  # struct errors and fontTools' own on a bad directory
+        raise FontError(f"the WOFF2 font is truncated or corrupt: {_describe(exc)}", code="corrupt_font") from None
+    if flavor == b"ttcf":
+        raise FontError("font collections (.ttc) are not supported", code="unsupported_font")
+    if total > limit:
+        raise _too_large(total, limit)
+    start = stream.tell()
+    compressed = data[start : start + compressed_size]
+    # Stream through brotli in bounded pieces; only the running count is kept.
+    decompressor = brotli.Decompressor()
+    produced = 0
+    try:
+        chunk = decompressor.process(compressed, output_buffer_limit=_INFLATE_CHUNK)
+        while True:
+            produced += len(chunk)
+            if produced > limit:
+                raise _too_large(produced, limit)
+            if decompressor.is_finished() or decompressor.can_accept_more_data():
+                break
+            chunk = decompressor.process(b"", output_buffer_limit=_INFLATE_CHUNK)
+    except brotli.error as exc:
+        raise FontError(f"the WOFF2 data does not decompress: {exc}", code="corrupt_font") from None
+    if not decompressor.is_finished():
+        raise FontError("the WOFF2 font is truncated (compressed data ends early)", code="corrupt_font")
+
+
+def _check_table_bounds(font: TTFont, size: int) -> None:
+    # fontTools reads tables lazily, so a cut-off file would only fail when (and
+    # if) a late table is touched. Check every directory entry up front instead.
+    if font.flavor == "woff2":
+        return  # its tables live in the decompressed stream, checked on load
+    for tag, entry in font.reader.tables.items():
+        if entry.offset + entry.length > size:
+            raise FontError(
+                f"the font is truncated: table {str(tag)!r} ends at byte "
+                f"{entry.offset + entry.length} but the file has {size}",
+                code="corrupt_font",
+            )
+
+
+def _too_large(size: int, limit: int) -> FontError:
+    return FontError(
+        f"the font decompresses to more than {limit} bytes ({size}); refusing it",
+        code="font_too_large",
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
