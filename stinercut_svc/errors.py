@@ -7,7 +7,8 @@ Every 4xx/5xx answer of this service is JSON of this shape::
 ``code`` is a stable, machine-readable word; ``message`` is for people; ``details``
 is optional structure (the offending field, the allowed values, …). Routers raise
 :class:`ApiError` (or let werkzeug's HTTP exceptions through) and never build error
-bodies themselves.
+bodies themselves. A missing ffmpeg/ffprobe (:class:`ToolMissingError`) is answered
+here too, as 503 ``tool_missing``, wherever it surfaces.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from .media.runner import ToolMissingError
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,14 @@ def install_error_handlers(app: Quart) -> None:
         if details:
             response.headers["Allow"] = ", ".join(details["allowed"])
         return response
+
+    @app.errorhandler(ToolMissingError)
+    async def _tool_missing(error: ToolMissingError) -> Response:
+        # ffmpeg/ffprobe missing is the deployment's fault, not the client's input.
+        log.error("media tool missing: %s", error)
+        return error_response(
+            503, f"the media tools are not available: {error}", code="tool_missing"
+        )
 
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> Response:

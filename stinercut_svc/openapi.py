@@ -17,7 +17,7 @@ from quart_schema import QuartSchema, RequestSchemaValidationError
 from quart_schema.validation import QuerystringValidationError
 
 from . import SERVICE_NAME, __version__
-from .errors import error_response
+from .errors import ApiError, error_response
 
 
 class StrictModel(BaseModel):
@@ -37,15 +37,24 @@ def install_openapi(app: Quart) -> None:
 
     @app.errorhandler(RequestSchemaValidationError)
     async def _invalid(error: RequestSchemaValidationError) -> Response:
-        fields = describe_validation_error(error.validation_error)
-        where = "query string" if isinstance(error, QuerystringValidationError) else "request body"
-        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "invalid"
+        if isinstance(error, QuerystringValidationError):
+            failure = validation_failure(error.validation_error, "query string", status=400)
+        else:
+            failure = validation_failure(error.validation_error)
         return error_response(
-            422 if where == "request body" else 400,
-            f"invalid {where}: {summary}",
-            code="validation_error",
-            details={"fields": fields},
+            failure.status, failure.message, code=failure.code, details=failure.details
         )
+
+
+def validation_failure(
+    error: Exception, where: str = "request body", *, status: int = 422
+) -> ApiError:
+    """The one answer to input that does not validate: each offending field named."""
+    fields = describe_validation_error(error)
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "invalid"
+    return ApiError(
+        status, f"invalid {where}: {summary}", code="validation_error", details={"fields": fields}
+    )
 
 
 def describe_validation_error(error: Exception) -> list[dict[str, Any]]:

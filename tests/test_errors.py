@@ -5,6 +5,7 @@ from __future__ import annotations
 from stinercut_svc.app import create_app
 from stinercut_svc.config import Settings
 from stinercut_svc.errors import ApiError
+from stinercut_svc.media.runner import ToolMissingError
 
 
 def _assert_error_shape(body: dict, code: str) -> None:
@@ -42,6 +43,10 @@ async def test_api_error_and_unexpected_error(settings: Settings) -> None:
     async def teapot() -> str:
         raise ApiError(409, "already rendering", details={"job": "x"})
 
+    @app.get("/no-tools")
+    async def no_tools() -> str:
+        raise ToolMissingError("ffprobe is not installed", returncode=None, stderr_tail="")
+
     async with app.test_app():
         client = app.test_client()
         response = await client.get("/boom")
@@ -55,6 +60,13 @@ async def test_api_error_and_unexpected_error(settings: Settings) -> None:
         body = await response.get_json()
         _assert_error_shape(body, "conflict")
         assert body["error"]["details"] == {"job": "x"}
+
+        # A missing ffmpeg/ffprobe is the deployment's fault: 503, wherever it surfaces.
+        response = await client.get("/no-tools")
+        assert response.status_code == 503
+        body = await response.get_json()
+        _assert_error_shape(body, "tool_missing")
+        assert "ffprobe is not installed" in body["error"]["message"]
 
 
 async def test_validation_errors_name_each_field(settings: Settings) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .runner import ToolError, run_capture
+from .runner import ToolError, ToolMissingError, run_capture
 
 PROBE_TIMEOUT_S = 30.0
 
@@ -70,7 +70,11 @@ class MediaInfo:
 
 
 async def probe(path: Path, *, ffprobe: str = "ffprobe") -> MediaInfo:
-    """Probe ``path``; raise :class:`ProbeError` when ffprobe cannot read it."""
+    """Probe ``path``; raise :class:`ProbeError` when ffprobe cannot read it.
+
+    A missing ffprobe is the service's fault, not the file's: that
+    :class:`ToolMissingError` propagates (the API answers 503).
+    """
     argv = [
         ffprobe,
         "-v",
@@ -84,6 +88,8 @@ async def probe(path: Path, *, ffprobe: str = "ffprobe") -> MediaInfo:
     ]
     try:
         done = await run_capture(argv, timeout=PROBE_TIMEOUT_S)
+    except ToolMissingError:
+        raise
     except ToolError as exc:
         raise ProbeError(str(exc)) from None
     if done.returncode != 0:

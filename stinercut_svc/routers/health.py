@@ -11,7 +11,9 @@ import tempfile
 from collections.abc import Awaitable
 
 import trio
+from pydantic import BaseModel
 from quart import Blueprint, Response, jsonify
+from quart_schema import document_response
 
 from .. import SERVICE_NAME, __version__
 from ..context import StinercutApp, current
@@ -23,12 +25,34 @@ blueprint = Blueprint("health", __name__)
 CHECK_TIMEOUT_S = 2.0
 
 
+class RootOut(BaseModel):
+    status: str
+    service: str
+    version: str
+
+
+class HealthOut(BaseModel):
+    """200 when every check is true, 503 (same shape) otherwise."""
+
+    status: str
+    service: str
+    version: str
+    database: bool
+    ffmpeg: bool
+    ffprobe: bool
+    storage: bool
+    details: dict[str, str]
+
+
 @blueprint.get("/")
+@document_response(RootOut)
 async def root() -> Response:
     return jsonify({"status": "ok", "service": SERVICE_NAME, "version": __version__})
 
 
 @blueprint.get("/api/health")
+@document_response(HealthOut, 200)
+@document_response(HealthOut, 503)
 async def health() -> tuple[Response, int]:
     app = current()
     results: dict[str, ToolStatus] = {}

@@ -1,0 +1,244 @@
+"""Benchmark the REST API on MariaDB: project detail reads and a 1 GB upload.
+
+Run (MariaDB on 127.0.0.1:3306, root with an empty password by default)::
+
+    .venv/bin/python bench/api.py [--database-url mysql://root@127.0.0.1:3306/stinercut_bench_api]
+                                  [--requests 4000] [--concurrency 20] [--upload-mib 1024]
+
+It starts the service in a child process (one Hypercorn trio worker, as
+production runs), then prints:
+
+* ``GET /api/projects/{uuid}`` for a project with 20 clips at concurrency 20:
+  requests/s, p50 and p99 latency;
+* a 1 GiB multipart upload over 127.0.0.1: MB/s, next to ``cp`` of the same
+  file in the same run (ratio), and the server's peak RSS growth during it.
+
+Only 127.0.0.1 is targeted. The database named in the URL is emptied first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pymysql
+import trio
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.media import ffmpeg, make_clip  # noqa: E402
+
+MIB = 1024 * 1024
+CLIPS = 20
+BOUNDARY = "stinercut-bench-boundary"
+
+SERVER = """
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from stinercut_svc.app import create_app
+from stinercut_svc.config import Settings
+
+async def main():
+    app = create_app(Settings.from_env())
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(lambda task_status: serve(app, config, task_status=task_status))
+        print(urls[0], flush=True)
+
+trio.run(main)
+"""
+
+
+def reset_database(url: str) -> None:
+    parsed = make_url(url)
+    assert parsed.host in ("127.0.0.1", "localhost"), "benchmarks only target 127.0.0.1"
+    conn = pymysql.connect(
+        host=parsed.host, port=parsed.port or 3306, user=parsed.username or "root",
+        password=parsed.password or "",
+    )  # fmt: skip
+    with conn, conn.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{parsed.database}`")
+        cursor.execute(
+            f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values
+
+
+async def start_server(database_url: str, shared: Path) -> tuple[trio.Process, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SHARED_VIDEO_PATH": str(shared),
+        "LOG_LEVEL": "WARNING",
+    }
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, env=env, cwd=ROOT
+    )
+    assert process.stdout is not None
+    line = b""
+    with trio.fail_after(60):
+        while not line.endswith(b"\n"):
+            chunk = await process.stdout.receive_some(256)
+            if not chunk:
+                raise SystemExit("the service exited during start-up")
+            line += chunk
+    url = line.decode().strip()
+    async with httpx.AsyncClient() as http:
+        with trio.fail_after(60):
+            while True:
+                try:
+                    if (await http.get(f"{url}/api/projects")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await trio.sleep(0.2)
+    return process, url
+
+
+async def bench_detail(url: str, shared: Path, requests: int, concurrency: int) -> None:
+    (shared / "uploads" / "bench").mkdir(parents=True, exist_ok=True)
+    clip = make_clip(shared / "uploads" / "bench" / "clip.mp4", seconds=1.0)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        project = (await http.post(f"{url}/api/projects", json={"name": "bench"})).json()["uuid"]
+        for _ in range(CLIPS):
+            response = await http.post(
+                f"{url}/api/projects/{project}/videos",
+                json={"path": clip.relative_to(shared).as_posix()},
+            )
+            response.raise_for_status()
+        target = f"{url}/api/projects/{project}"
+        detail = (await http.get(target)).json()
+        assert len(detail["videos"]) == CLIPS
+
+        for _ in range(100):  # warm the pool and the code paths
+            (await http.get(target)).raise_for_status()
+
+        latencies: list[float] = []
+        remaining = requests
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                response = await http.get(target)
+                latencies.append(time.perf_counter() - started)
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(concurrency):
+                nursery.start_soon(worker)
+        elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    print(f"GET /api/projects/{{uuid}} ({CLIPS} clips), {requests} requests at concurrency {concurrency}:")
+    print(f"  {requests / elapsed:8.1f} req/s   p50 {cuts[49] * 1000:6.1f} ms   p99 {cuts[98] * 1000:6.1f} ms")
+
+
+async def bench_upload(url: str, pid: int, work: Path, shared: Path, size_mib: int) -> None:
+    source = work / "camera.mp4"
+    plain = make_clip(work / "plain.mp4", seconds=1.0)
+    ffmpeg("-i", str(plain), "-c", "copy", "-movflags", "+faststart", str(source))
+    zeros = bytes(MIB)
+    with source.open("ab") as handle:
+        for _ in range(size_mib):
+            handle.write(zeros)
+    size = source.stat().st_size
+
+    copy = shared / "temp" / "cp-baseline.mp4"
+    started = time.perf_counter()
+    subprocess.run(["cp", str(source), str(copy)], check=True)
+    cp_seconds = time.perf_counter() - started
+    copy.unlink()
+
+    head = (
+        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+        f"filename=\"camera.mp4\"\r\nContent-Type: video/mp4\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{BOUNDARY}--\r\n".encode()
+
+    async def body():  # type: ignore[no-untyped-def]
+        yield head
+        async with await trio.open_file(source, "rb") as handle:
+            while chunk := await handle.read(MIB):
+                yield chunk
+        yield tail
+
+    async with httpx.AsyncClient(timeout=600) as http:
+        project = (await http.post(f"{url}/api/projects", json={"name": "upload"})).json()["uuid"]
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak RSS
+        before = memory_kib(pid)
+        started = time.perf_counter()
+        response = await http.post(
+            f"{url}/api/projects/{project}/videos",
+            content=body(),
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+                "Content-Length": str(len(head) + size + len(tail)),
+            },
+        )
+        upload_seconds = time.perf_counter() - started
+        after = memory_kib(pid)
+    response.raise_for_status()
+    stored = shared / response.json()["path"]
+    assert stored.stat().st_size == size
+    upload_rate = size / MIB / upload_seconds
+    cp_rate = size / MIB / cp_seconds
+    print(f"upload of {size / MIB:.0f} MiB (multipart, one request, incl. ffprobe + thumbnail):")
+    print(f"  upload {upload_rate:8.1f} MB/s   cp {cp_rate:8.1f} MB/s   ratio {upload_rate / cp_rate:.2f}")
+    growth = (after["VmHWM"] - before["VmRSS"]) / 1024
+    print(f"  server peak RSS growth {growth:.1f} MiB (RSS before {before['VmRSS'] / 1024:.1f} MiB)")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database-url", default="mysql://root@127.0.0.1:3306/stinercut_bench_api"
+    )
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--upload-mib", type=int, default=1024)
+    args = parser.parse_args()
+
+    reset_database(args.database_url)
+    work = Path(tempfile.mkdtemp(prefix="stinercut-bench-api-"))
+    shared = work / "shared"
+    try:
+        process, url = await start_server(args.database_url, shared)
+        try:
+            await bench_detail(url, shared, args.requests, args.concurrency)
+            await bench_upload(url, process.pid, work, shared, args.upload_mib)
+        finally:
+            process.terminate()
+            with trio.move_on_after(10):
+                await process.wait()
+            process.kill()
+            await process.wait()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    trio.run(main)

@@ -1,0 +1,127 @@
+"""``/api/projects``: list, create, detail (timeline + recent jobs), edit, delete."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import trio
+from pydantic import Field
+from quart import Blueprint
+from quart_schema import document_response, validate_querystring, validate_request
+
+from ..context import current
+from ..errors import ApiError
+from ..jobs.options import RenderOptions
+from ..models import ProjectStatus
+from ..openapi import StrictModel
+from ..services import projects as service
+from ..services.cleanup import remove_empty_dir, remove_files
+from ..services.fields import Name
+from .docs import DeletedOut, ProjectDetailOut, ProjectListOut, ProjectOut, errors
+from .params import parse_uuid
+
+blueprint = Blueprint("projects", __name__)
+
+
+class ProjectQuery(StrictModel):
+    status: ProjectStatus | None = None
+    q: str | None = Field(default=None, max_length=255, description="part of the name")
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, le=1_000_000_000)
+
+
+class ProjectIn(StrictModel):
+    name: Name
+    settings: RenderOptions | None = None
+
+
+class ProjectPatch(StrictModel):
+    name: Name | None = None
+    settings: RenderOptions | None = Field(
+        default=None, description="replaces the whole settings object; null clears it"
+    )
+
+
+class DeleteQuery(StrictModel):
+    purge_files: bool = Field(
+        default=False, description="also delete uploaded source files no other clip uses"
+    )
+
+
+@blueprint.get("/api/projects")
+@validate_querystring(ProjectQuery)
+@document_response(ProjectListOut)
+@errors(400)
+async def list_projects(query_args: ProjectQuery) -> dict[str, Any]:
+    """Projects, newest first, with the total count for paging."""
+    return await current().db.run(
+        partial(
+            service.list_projects,
+            status=query_args.status,
+            q=query_args.q,
+            limit=query_args.limit,
+            offset=query_args.offset,
+        )
+    )
+
+
+@blueprint.post("/api/projects")
+@validate_request(ProjectIn)
+@document_response(ProjectOut, 201)
+@errors(400, 413, 422)
+async def create_project(data: ProjectIn) -> tuple[dict[str, Any], int]:
+    body = await current().db.run(
+        partial(service.create_project, name=data.name, settings=data.settings)
+    )
+    return body, 201
+
+
+@blueprint.get("/api/projects/<uuid>")
+@document_response(ProjectDetailOut)
+@errors(400, 404)
+async def get_project(uuid: str) -> dict[str, Any]:
+    """The project with its clips in timeline order and its most recent jobs."""
+    return await current().db.run(partial(service.project_detail, uuid=parse_uuid(uuid)))
+
+
+@blueprint.patch("/api/projects/<uuid>")
+@validate_request(ProjectPatch)
+@document_response(ProjectOut)
+@errors(400, 404, 413, 422)
+async def update_project(uuid: str, data: ProjectPatch) -> dict[str, Any]:
+    key = parse_uuid(uuid)
+    if "name" in data.model_fields_set and data.name is None:
+        raise ApiError(422, "name may not be null", code="validation_error",
+                       details={"fields": [{"field": "name", "message": "may not be null"}]})
+    return await current().db.run(
+        partial(
+            service.update_project,
+            uuid=key,
+            name=data.name,
+            settings=data.settings,
+            settings_given="settings" in data.model_fields_set,
+        )
+    )
+
+
+@blueprint.delete("/api/projects/<uuid>")
+@validate_querystring(DeleteQuery)
+@document_response(DeletedOut)
+@errors(400, 404, 409)
+async def delete_project(uuid: str, query_args: DeleteQuery) -> dict[str, Any]:
+    """Delete the project, its clips and jobs, thumbnails and render outputs.
+
+    Uploaded source files stay unless ``purge_files=true`` (and then only files
+    under ``uploads/`` that no other clip or asset uses). 409 while a render
+    job of the project is pending or running.
+    """
+    app = current()
+    key = parse_uuid(uuid)
+    removal = await app.db.run(
+        partial(service.delete_project, storage=app.storage, uuid=key, purge=query_args.purge_files)
+    )
+    await remove_files(removal.files)
+    for folder in removal.folders:
+        await trio.to_thread.run_sync(remove_empty_dir, folder)
+    return {"deleted": key, "removed_files": len(removal.files)}
