@@ -35,8 +35,43 @@ class SettingDefault:
         return str(self.value)
 
 
+_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+)  # fmt: skip
+_CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+#: Render defaults (stinercut_svc.jobs): a project's settings and a render request
+#: override them. Width/height 0 and fps "auto" mean "as the first clip".
+RENDER_DEFAULTS: tuple[SettingDefault, ...] = (
+    SettingDefault("render.max_concurrent_jobs", 1, SettingType.INTEGER, "render",
+                   "Renders at the same time", "Per service instance."),
+    SettingDefault("render.output_width", 0, SettingType.INTEGER, "render", "Output width",
+                   "Pixels, even; 0 = the first clip's width."),
+    SettingDefault("render.output_height", 0, SettingType.INTEGER, "render", "Output height",
+                   "Pixels, even; 0 = the first clip's height."),
+    SettingDefault("render.output_fps", "auto", SettingType.STRING, "render", "Output frame rate",
+                   "A number such as 25 or 29.97, or 'auto' for the first clip's rate."),
+    SettingDefault("render.output_crf", 20, SettingType.INTEGER, "render", "Quality (CRF)",
+                   "x264 constant rate factor, 0-51; lower is better and larger."),
+    SettingDefault("render.output_preset", "veryfast", SettingType.STRING, "render",
+                   "Encoder preset", "x264 speed/size trade-off.", options=_PRESETS),
+    SettingDefault("render.watermark_position", "bottom-right", SettingType.STRING, "render",
+                   "Watermark corner", options=_CORNERS),
+    SettingDefault("render.watermark_margin", 24, SettingType.INTEGER, "render",
+                   "Watermark margin", "Pixels from the corner."),
+    SettingDefault("render.watermark_scale", "0.15", SettingType.STRING, "render",
+                   "Watermark width", "Fraction of the output width (0-1]."),
+    SettingDefault("render.audio_mode", "mix", SettingType.STRING, "render", "Music mode",
+                   "mix: music under the clips' sound; replace: music only.",
+                   options=("mix", "replace")),
+    SettingDefault("render.music_volume", "0.8", SettingType.STRING, "render", "Music volume",
+                   "Gain for the music, 0-4 (1 = unchanged)."),
+    SettingDefault("render.music_fade_seconds", "2", SettingType.STRING, "render",
+                   "Music fade-out", "Seconds of fade-out at the end of the video."),
+)  # fmt: skip
+
 #: Every default the service inserts.
-DEFAULTS: tuple[SettingDefault, ...] = ()
+DEFAULTS: tuple[SettingDefault, ...] = (*RENDER_DEFAULTS,)
 
 
 def insert_missing(

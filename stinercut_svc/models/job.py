@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, created_column, enum_column, isoformat, updated_column, uuid_column
@@ -27,8 +28,16 @@ class JobStatus(enum.StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class RenderPath(enum.StrEnum):
+    """How a job produced its output."""
+
+    FASTPATH = "fastpath"  # concat demuxer, stream copy: nothing re-encoded
+    REENCODE = "reencode"  # one ffmpeg filter graph, H.264/AAC encode
+
+
 class Job(Base):
     __tablename__ = "job"
+    __table_args__ = (Index("ix_job_status_created", "status", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = uuid_column()
@@ -45,6 +54,17 @@ class Job(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
+    # Supervision columns (revision 0002); the frontend ignores them.
+    options: Mapped[str | None] = mapped_column(Text, nullable=True)
+    render_path: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    interruptions: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
+    )
+    cancel_requested: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
     project: Mapped[Project] = relationship(back_populates="jobs")
 
@@ -61,4 +81,18 @@ class Job(Base):
             "error_message": self.error_message,
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
+            "render_path": self.render_path,
+            "interruptions": self.interruptions,
+        }
+
+    def to_view(self, project_uuid: str) -> dict[str, Any]:
+        """The API's job answer: :meth:`to_api` plus its project's uuid and its options."""
+        try:
+            options = json.loads(self.options or "{}")
+        except ValueError:
+            options = {}
+        return {
+            **self.to_api(),
+            "project_uuid": project_uuid,
+            "options": options if isinstance(options, dict) else {},
         }

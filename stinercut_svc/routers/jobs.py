@@ -1,0 +1,365 @@
+"""Render jobs over HTTP: start, list, show, cancel, delete, download.
+
+* ``POST /api/projects/{uuid}/render`` checks everything it can up front (clips,
+  assets and their types, source files, trims, no other active job) and answers
+  ``202`` with a ``pending`` job; the supervisor picks it up.
+* ``POST /api/jobs/{uuid}/cancel`` answers with the *final* job: a pending job is
+  cancelled at once; a processing one is stopped (wherever it runs: the flag in
+  its row reaches other instances) and the answer waits, bounded, until the
+  ffmpeg process is gone and the row says ``cancelled``.
+* ``GET /api/jobs/{uuid}/output`` serves the finished file with Range support.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from functools import partial
+from typing import Any, Literal
+from uuid import UUID
+
+import trio
+from pydantic import BaseModel, Field, ValidationError
+from quart import Blueprint, Response, request, send_file
+from quart_schema import (
+    RequestSchemaValidationError,
+    document_request,
+    document_response,
+    validate_querystring,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..context import current
+from ..errors import ApiError
+from ..jobs import queue
+from ..jobs.options import RenderOptions, merge, project_options
+from ..jobs.supervisor import status_message
+from ..models import Asset, Job, JobStatus, Project, Video
+from ..openapi import StrictModel, validation_failure
+from ..storage import Storage, UnsafePathError
+from .docs import DeletedOut, JobOut, errors
+from .params import parse_uuid
+
+blueprint = Blueprint("jobs", __name__)
+
+#: How long a cancel request waits for a processing job to be really gone.
+CANCEL_WAIT_S = 15.0
+CANCEL_POLL_S = 0.05
+MAX_PAGE = 200
+
+StatusFilter = Literal["pending", "processing", "completed", "failed", "cancelled"]
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobQuery(StrictModel):
+    status: StatusFilter | None = None
+    project: UUID | None = None
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    offset: int = Field(default=0, ge=0, le=1_000_000_000)
+
+
+def _find_job(session: Session, job_uuid: str) -> tuple[Job, str]:
+    row = session.execute(
+        select(Job, Project.uuid)
+        .join(Project, Project.id == Job.project_id)
+        .where(Job.uuid == job_uuid)
+    ).first()
+    if row is None:
+        raise ApiError.not_found("job", job_uuid)
+    return row[0], row[1]
+
+
+async def _job(job_uuid: str) -> dict[str, Any]:
+    def load(session: Session) -> dict[str, Any]:
+        job, project_uuid = _find_job(session, job_uuid)
+        return job.to_view(project_uuid)
+
+    return await current().db.run(load)
+
+
+# --- list and show ------------------------------------------------------------------
+
+
+@blueprint.get("/api/jobs")
+@validate_querystring(JobQuery)
+@document_response(JobPage)
+@errors(400, 404)
+async def list_jobs(query_args: JobQuery) -> dict[str, Any]:
+    def load(session: Session) -> dict[str, Any]:
+        stmt = select(Job, Project.uuid).join(Project, Project.id == Job.project_id)
+        if query_args.status:
+            stmt = stmt.where(Job.status == JobStatus(query_args.status))
+        if query_args.project:
+            project_uuid = str(query_args.project)
+            found = session.scalars(select(Project.id).where(Project.uuid == project_uuid)).first()
+            if found is None:
+                raise ApiError.not_found("project", project_uuid)
+            stmt = stmt.where(Project.uuid == project_uuid)
+        total = queue.count_jobs(session, stmt)
+        rows = session.execute(
+            stmt.order_by(Job.created_at.desc(), Job.id.desc())
+            .limit(query_args.limit)
+            .offset(query_args.offset)
+        ).all()
+        return {
+            "items": [job.to_view(project_uuid) for job, project_uuid in rows],
+            "total": total,
+            "limit": query_args.limit,
+            "offset": query_args.offset,
+        }
+
+    return await current().db.run(load)
+
+
+@blueprint.get("/api/jobs/<uuid>")
+@document_response(JobOut)
+@errors(400, 404)
+async def get_job(uuid: str) -> dict[str, Any]:
+    return await _job(parse_uuid(uuid))
+
+
+# --- render -------------------------------------------------------------------------
+
+
+@blueprint.post("/api/projects/<uuid>/render")
+@document_request(RenderOptions)
+@document_response(JobOut, 202)
+@errors(400, 404, 409, 413, 422)
+async def start_render(uuid: str) -> tuple[dict[str, Any], int]:
+    """Queue a render; the body (optional) overrides the project's render settings."""
+    app = current()
+    project_uuid = parse_uuid(uuid)
+    overrides = await _render_body()
+    view = await app.db.run(
+        partial(_create_job, storage=app.storage, project_uuid=project_uuid, overrides=overrides)
+    )
+    await app.supervisor.publish("job:status", status_message(view, project_uuid))
+    app.supervisor.wake()
+    return view, 202
+
+
+async def _render_body() -> RenderOptions | None:
+    """The optional body: absent or empty means "the project's settings as they are"."""
+    raw = await request.get_data(as_text=False)
+    if not raw.strip():
+        return None
+    data = await request.get_json(force=True)
+    try:
+        return RenderOptions.model_validate(data)
+    except ValidationError as exc:
+        raise RequestSchemaValidationError(exc) from None
+
+
+def _create_job(
+    session: Session, *, storage: Storage, project_uuid: str, overrides: RenderOptions | None
+) -> dict[str, Any]:
+    project = session.scalars(select(Project).where(Project.uuid == project_uuid)).first()
+    if project is None:
+        raise ApiError.not_found("project", project_uuid)
+    queue.lock_project(session, project.id)
+    try:
+        stored = project_options(project.settings_dict())
+    except ValidationError as exc:
+        failure = validation_failure(exc, "render settings stored on the project")
+        failure.code = "invalid_settings"
+        raise failure from None
+    options = merge(stored, overrides)
+    problems = _render_problems(session, storage, project, options)
+    if problems:
+        raise ApiError(
+            422, "; ".join(problems), code="not_renderable", details={"problems": problems}
+        )
+    active = queue.active_job(session, project.id)
+    if active is not None:
+        raise ApiError.conflict(
+            f"project {project_uuid} already has a {active.status.value} job",
+            job=active.uuid,
+            status=active.status.value,
+        )
+    job = Job(project_id=project.id, status=JobStatus.PENDING, progress=0)
+    job.options = json.dumps(options.stored())
+    session.add(job)
+    session.flush()
+    session.refresh(job)
+    return job.to_view(project.uuid)
+
+
+def _render_problems(
+    session: Session, storage: Storage, project: Project, options: RenderOptions
+) -> list[str]:
+    problems: list[str] = []
+    clips = session.scalars(
+        select(Video).where(Video.project_id == project.id).order_by(Video.order, Video.id)
+    ).all()
+    if not clips:
+        problems.append("the project has no clips")
+    for clip in clips:
+        problems += _file_problems(storage, f"clip '{clip.filename}'", clip.path)
+        start, end = clip.in_point or 0.0, clip.out_point
+        if end is not None and end <= start:
+            problems.append(
+                f"clip '{clip.filename}': out point {end:g} is not after in point {start:g}"
+            )
+        if clip.duration and start >= clip.duration:
+            problems.append(f"clip '{clip.filename}': in point {start:g} is beyond its end")
+    for name, value in options.model_dump(include=set(queue.ASSET_TYPES)).items():
+        if value is None:
+            continue
+        asset = session.scalars(select(Asset).where(Asset.uuid == str(value))).first()
+        if asset is None:
+            problems.append(f"{name}: asset {value} does not exist")
+            continue
+        allowed = queue.ASSET_TYPES[name]
+        if asset.type.value not in allowed:
+            problems.append(
+                f"{name}: asset '{asset.name}' is a {asset.type.value} asset, "
+                f"not {' or '.join(allowed)}"
+            )
+            continue
+        problems += _file_problems(storage, f"{name} '{asset.name}'", asset.path)
+    return problems
+
+
+def _file_problems(storage: Storage, label: str, relative: str) -> list[str]:
+    try:
+        path = storage.resolve(relative)
+    except UnsafePathError as exc:
+        return [f"{label}: stored path is unsafe ({exc})"]
+    if not path.is_file():
+        return [f"{label}: source file {relative} is missing"]
+    return []
+
+
+# --- cancel -------------------------------------------------------------------------
+
+
+@blueprint.post("/api/jobs/<uuid>/cancel")
+@document_response(JobOut, 200)
+@document_response(JobOut, 202)
+@errors(400, 404, 409)
+async def cancel_job(uuid: str) -> tuple[dict[str, Any], int]:
+    """Cancel; 200 with the cancelled job, 202 if it is still stopping after the wait."""
+    app = current()
+    job_uuid = parse_uuid(uuid)
+    outcome = await app.db.run(partial(queue.request_cancel, job_uuid=job_uuid))
+    if outcome is None:
+        raise ApiError.not_found("job", job_uuid)
+    if outcome.action == "cancelled_pending":
+        message = status_message(outcome.job, outcome.project_uuid)
+        await app.supervisor.publish("job:status", message)
+        return await _job(job_uuid), 200
+    if outcome.action == "finished":
+        return _finished_answer(await _job(job_uuid))
+    # Processing: stop it here if it runs here; other instances see the row's flag.
+    local = app.supervisor.cancel_local(job_uuid)
+    with trio.move_on_after(CANCEL_WAIT_S):
+        if local is not None:
+            await local.done.wait()
+        while True:
+            view = await _job(job_uuid)
+            if view["status"] != JobStatus.PROCESSING.value:
+                return _finished_answer(view)
+            await trio.sleep(CANCEL_POLL_S)
+    # Still running after the bound (its instance is unreachable): accepted, not done.
+    return await _job(job_uuid), 202
+
+
+def _finished_answer(view: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    if view["status"] == JobStatus.CANCELLED.value:
+        return view, 200
+    raise ApiError.conflict(
+        f"job {view['uuid']} is already {view['status']}", job=view["uuid"], status=view["status"]
+    )
+
+
+# --- delete and download ------------------------------------------------------------
+
+
+@blueprint.delete("/api/jobs/<uuid>")
+@document_response(DeletedOut)
+@errors(400, 404, 409)
+async def delete_job(uuid: str) -> dict[str, Any]:
+    """Remove a finished job's row and its output file."""
+    app = current()
+    job_uuid = parse_uuid(uuid)
+
+    def remove(session: Session) -> str | None:
+        job, _ = _find_job(session, job_uuid)
+        if not job.status.is_finished:
+            raise ApiError.conflict(
+                f"job {job_uuid} is {job.status.value}; cancel it before deleting it",
+                status=job.status.value,
+            )
+        output = job.output_path
+        session.delete(job)
+        return output
+
+    output = await app.db.run(remove)
+    removed = 0
+    if output:
+        removed = await trio.to_thread.run_sync(_remove_output, app.storage, output)
+    return {"deleted": job_uuid, "removed_files": removed}
+
+
+def _remove_output(storage: Storage, relative: str) -> int:
+    try:
+        path = storage.resolve(relative)
+        if not path.is_file():
+            return 0
+        path.unlink()
+        return 1
+    except (UnsafePathError, OSError):
+        return 0  # the row is gone; a stray file is not worth failing the request for
+
+
+@blueprint.get("/api/jobs/<uuid>/output")
+@errors(400, 404, 409, 416)
+async def download_output(uuid: str) -> Response:
+    """The finished MP4 (``Range`` requests answered with 206)."""
+    app = current()
+    job_uuid = parse_uuid(uuid)
+
+    def load(session: Session) -> tuple[Job, str]:
+        job, _ = _find_job(session, job_uuid)
+        project_name = session.scalars(
+            select(Project.name).where(Project.id == job.project_id)
+        ).one()
+        return job, project_name
+
+    job, project_name = await app.db.run(load)
+    if job.status is not JobStatus.COMPLETED or not job.output_path:
+        raise ApiError.conflict(
+            f"job {job_uuid} has no output: it is {job.status.value}", status=job.status.value
+        )
+    try:
+        path = app.storage.resolve(job.output_path)
+    except UnsafePathError:
+        raise ApiError(
+            404, f"the output of job {job_uuid} is not available", code="output_missing"
+        ) from None
+    if not await trio.to_thread.run_sync(path.is_file):
+        raise ApiError(404, f"the output file of job {job_uuid} is gone", code="output_missing")
+    response = await send_file(
+        path,
+        mimetype="video/mp4",
+        as_attachment=True,
+        attachment_filename=download_name(project_name, job_uuid, job.completed_at),
+        conditional=True,
+    )
+    response.headers["Accept-Ranges"] = "bytes"
+    return response
+
+
+def download_name(project_name: str, job_uuid: str, completed_at: datetime | None) -> str:
+    """``<project name>-<date>.mp4``, reduced to characters every browser accepts."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", project_name).strip("-._") or "render"
+    day = completed_at.strftime("%Y-%m-%d") if completed_at else job_uuid[:8]
+    return f"{slug[:80]}-{day}.mp4"
