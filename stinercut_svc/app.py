@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import trio
 from sqlalchemy.exc import OperationalError
 
@@ -19,16 +20,30 @@ from .config import Settings
 from .context import StinercutApp
 from .cors import install_cors
 from .database import Database, describe_error
+from .detector import DetectorClient
 from .errors import install_error_handlers
+from .fonts import CONVERSION_THREADS
+from .hub import Hub
+from .jobs.supervisor import Supervisor
 from .openapi import install_openapi
 from .routers import health
+from .routers import jobs as jobs_routes
+from .routers import fonts as fonts_routes
+from .routers import services as services_routes
+from .routers import websocket as websocket_routes
+from .routers import assets as assets_routes
+from .routers import projects as projects_routes
+from .routers import settings as settings_routes
+from .routers import videos as videos_routes
 from .storage import Storage
+from .uploads import StreamingHTTPConnection
 
 log = logging.getLogger(__name__)
 
 SCHEMA_RETRY_MAX_S = 30.0
 STARTUP_PING_TIMEOUT_S = 5.0
 DATABASE_DOWN = (OperationalError, trio.TooSlowError)
+HTTP_CLOSE_TIMEOUT_S = 2.0
 
 
 def create_app(settings: Settings) -> StinercutApp:
@@ -37,31 +52,60 @@ def create_app(settings: Settings) -> StinercutApp:
     app.db = Database(settings.database_url)
     app.storage = Storage(settings.shared_video_path)
     app.schema_ready = trio.Event()
+    # Request bodies with back-pressure and per-kind size limits (see uploads.py).
+    app.asgi_http_class = StreamingHTTPConnection  # type: ignore[assignment]
+    app.hub = Hub.from_settings(settings)
+    app.font_limiter = trio.CapacityLimiter(CONVERSION_THREADS)
+    app.supervisor = Supervisor(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         # Cancel background tasks at once on shutdown; they clean up in shielded
         # scopes of their own instead of relying on a grace deadline.
         BACKGROUND_TASK_SHUTDOWN_TIMEOUT=None,
-        JSON_SORT_KEYS=False,
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     install_error_handlers(app)
     install_openapi(app)
+    # After install_openapi: quart-schema installs its own JSON provider.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     install_cors(app, settings.cors_origins)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(services_routes.blueprint)
+    app.register_blueprint(fonts_routes.blueprint)
+    app.register_blueprint(websocket_routes.blueprint)
+    app.register_blueprint(projects_routes.blueprint)
+    app.register_blueprint(videos_routes.blueprint)
+    app.register_blueprint(assets_routes.blueprint)
+    app.register_blueprint(settings_routes.blueprint)
+    app.register_blueprint(jobs_routes.blueprint)
 
     @app.before_serving
     async def _start() -> None:
+        # trust_env=False: the client talks to services on the deployment's own
+        # network (the detector); a proxy from the environment must not intercept.
+        app.http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        app.detector = DetectorClient(
+            app.http, settings.detector_url, settings.detector_api_key
+        )
+        # The hub needs no database: live state flows even while MariaDB is down.
+        await app.nursery.start(app.hub.run)
         await trio.to_thread.run_sync(app.storage.ensure_layout)
         try:
             await _upgrade_schema(app)
         except DATABASE_DOWN as exc:
             log.warning("database unavailable at start-up, will retry: %s", describe_error(exc))
             app.nursery.start_soon(_retry_schema, app)
+        # The supervisor waits for schema_ready itself (a retry task may set it later).
+        await app.nursery.start(app.supervisor.run)
 
     @app.after_serving
     async def _stop() -> None:
+        # after_serving runs inside the already-cancelled lifespan nursery
+        # (BACKGROUND_TASK_SHUTDOWN_TIMEOUT=None), so closing the pooled
+        # connections needs a shield; the deadline keeps a stuck close from
+        # holding up shutdown.
+        with trio.move_on_after(HTTP_CLOSE_TIMEOUT_S, shield=True):
+            await app.http.aclose()
         app.db.dispose()
 
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import httpx
 import trio
 from quart import current_app
 from quart_trio import QuartTrio
@@ -18,7 +19,10 @@ from quart_trio.wrappers import TrioRequest
 
 from .config import Settings
 from .database import Database
+from .detector import DetectorClient
 from .errors import ApiError
+from .hub import Hub
+from .jobs.supervisor import Supervisor
 from .storage import Storage
 
 
@@ -26,6 +30,16 @@ class StinercutRequest(TrioRequest):
     def on_json_loading_failed(self, error: Exception) -> Any:
         # Quart's default is a bare 400 with no word on what was wrong.
         raise ApiError(400, f"request body is not valid JSON: {error}", code="invalid_json")
+
+    async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        # Quart decodes the body as UTF-8 outside on_json_loading_failed, so bytes
+        # that are not UTF-8 would otherwise escape as a 500.
+        try:
+            return await super().get_json(force=force, silent=silent, cache=cache)
+        except UnicodeDecodeError as error:
+            raise ApiError(
+                400, f"request body is not UTF-8 JSON: {error}", code="invalid_json"
+            ) from None
 
 
 class StinercutApp(QuartTrio):
@@ -35,6 +49,16 @@ class StinercutApp(QuartTrio):
     storage: Storage
     #: Set once the schema is at the head revision; work that needs tables waits on it.
     schema_ready: trio.Event
+    #: The WebSocket hub: ``await app.hub.publish(command, data, target)``; runs in the app nursery.
+    hub: Hub
+    #: The one outgoing HTTP client (connection reuse); open from before_serving to after_serving.
+    http: httpx.AsyncClient
+    #: The detector's HTTP control API, over :attr:`http`; set in before_serving.
+    detector: DetectorClient
+    #: Bounds font conversions (CPU work in worker threads) running at once.
+    font_limiter: trio.CapacityLimiter
+    #: Render job supervisor (claims, runs, cancels jobs); runs in the app nursery.
+    supervisor: Supervisor
 
 
 def current() -> StinercutApp:

@@ -41,6 +41,13 @@ ensure_ffmpeg() {
     fi
 }
 
+# The test suite converts a real system font (DejaVuSans, ~700 KB) besides the
+# fonts it builds itself; the font benchmark uses it too.
+DEJAVU_SANS=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+ensure_test_font() {
+    [ -f "$DEJAVU_SANS" ] || apt_install fonts-dejavu-core
+}
+
 # ensure_venv EXTRAS: (re)install only when pyproject.toml changed since the last install.
 ensure_venv() {
     local extras="${1:-}" spec="." stamp
