@@ -11,8 +11,9 @@ temporary folder) and prints, for a real ~700 KB TTF (DejaVuSans by default):
 * 50 conversions one after another, and 50 at concurrency 10: requests/s, p50, p99;
 * ``GET /`` latency p50/p99 with the server idle (the baseline), and while the
   concurrent conversions run (ratio against the idle baseline);
-* the same concurrent run against a bench-only route that converts *on the trio
-  thread* (what the worker thread avoids), for comparison.
+* for comparison, the same concurrent run against two bench-only routes: one
+  converting in a worker *thread* (what the service did first) and one converting
+  *on the trio thread*; the service's own route uses a worker process.
 
 Only 127.0.0.1 is targeted; every loop is bounded in count.
 """
@@ -52,8 +53,17 @@ from stinercut_svc.routers.fonts import receive_font
 
 async def main():
     app = create_app(Settings.from_env())
-    if len(sys.argv) > 1:  # --threads: try another limiter size
+    if len(sys.argv) > 1:  # --workers: try another limiter size
         app.font_limiter = trio.CapacityLimiter(int(sys.argv[1]))
+    thread_limiter = trio.CapacityLimiter(1)
+
+    @app.post("/bench/convert-thread")
+    async def convert_thread():
+        upload = await receive_font()
+        result = await trio.to_thread.run_sync(
+            fonts.convert_font, upload.data, upload.font_name, limiter=thread_limiter
+        )
+        return jsonify(result.to_api())
 
     @app.post("/bench/convert-inline")
     async def convert_inline():
@@ -192,6 +202,9 @@ async def bench(base: str, font: bytes, name: str, total: int, concurrency: int)
         base, "/api/fonts/convert", font, name, total, concurrency
     )
     report(f"concurrency {concurrency} ({total})", total, elapsed, latencies)
+    thread_elapsed, thread_latencies, thread_probes = await under_load(
+        base, "/bench/convert-thread", font, name, total, concurrency
+    )
     inline_elapsed, inline_latencies, inline_probes = await under_load(
         base, "/bench/convert-inline", font, name, total, concurrency
     )
@@ -204,15 +217,19 @@ async def bench(base: str, font: bytes, name: str, total: int, concurrency: int)
         f"GET / during conversions ({len(probes)} probes)  p50 {ms(statistics.median(probes))}"
         f"   p99 {ms(p99)}   ({p99 / idle_p99:.1f}x idle p99)"
     )
-    inline_p99 = percentile(inline_probes, 99)
     print()
-    print("for comparison, converting on the trio thread (bench-only route):")
-    report(f"concurrency {concurrency} ({total}), inline", total, inline_elapsed, inline_latencies)
-    print(
-        f"GET / during inline conversions ({len(inline_probes)} probes) p50 "
-        f"{ms(statistics.median(inline_probes))}   p99 {ms(inline_p99)}   "
-        f"({inline_p99 / idle_p99:.1f}x idle p99; worker thread is {inline_p99 / p99:.1f}x better)"
-    )
+    print("for comparison (bench-only routes, same load):")
+    for label, (c_elapsed, c_latencies, c_probes) in (
+        ("worker thread", (thread_elapsed, thread_latencies, thread_probes)),
+        ("on the trio thread", (inline_elapsed, inline_latencies, inline_probes)),
+    ):
+        c_p99 = percentile(c_probes, 99)
+        report(f"concurrency {concurrency} ({total}), {label}", total, c_elapsed, c_latencies)
+        print(
+            f"GET / during {label} conversions ({len(c_probes)} probes) p50 "
+            f"{ms(statistics.median(c_probes))}   p99 {ms(c_p99)}   "
+            f"({c_p99 / idle_p99:.1f}x idle p99; the worker process is {c_p99 / p99:.1f}x better)"
+        )
 
 
 def main() -> int:
@@ -220,7 +237,7 @@ def main() -> int:
     parser.add_argument("--font", type=Path, default=DEFAULT_FONT)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--threads", type=int, help="conversion threads (default: the app's)")
+    parser.add_argument("--workers", type=int, help="conversion workers (default: the app's)")
     args = parser.parse_args()
     if not args.font.is_file():
         print(f"{args.font} not found: install fonts-dejavu-core or pass --font", file=sys.stderr)
@@ -237,7 +254,7 @@ def main() -> int:
             PYTHONPATH=str(ROOT),
         )
         server = subprocess.Popen(
-            [sys.executable, "-c", SERVER, *([str(args.threads)] if args.threads else [])],
+            [sys.executable, "-c", SERVER, *([str(args.workers)] if args.workers else [])],
             env=env, stdout=subprocess.PIPE, text=True
         )
         try:

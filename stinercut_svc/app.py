@@ -13,6 +13,7 @@ import logging
 
 import httpx
 import trio
+import trio_parallel
 from sqlalchemy.exc import OperationalError
 
 from . import schema, setting_defaults
@@ -22,7 +23,7 @@ from .cors import install_cors
 from .database import Database, describe_error
 from .detector import DetectorClient
 from .errors import install_error_handlers
-from .fonts import CONVERSION_THREADS
+from .fonts import CONVERSION_WORKERS
 from .hub import Hub
 from .jobs.supervisor import Supervisor
 from .openapi import install_openapi
@@ -44,6 +45,8 @@ SCHEMA_RETRY_MAX_S = 30.0
 STARTUP_PING_TIMEOUT_S = 5.0
 DATABASE_DOWN = (OperationalError, trio.TooSlowError)
 HTTP_CLOSE_TIMEOUT_S = 2.0
+#: A font worker process idle this long exits; the next conversion starts one (~0.2 s).
+FONT_WORKER_IDLE_S = 600.0
 
 
 def create_app(settings: Settings) -> StinercutApp:
@@ -55,7 +58,7 @@ def create_app(settings: Settings) -> StinercutApp:
     # Request bodies with back-pressure and per-kind size limits (see uploads.py).
     app.asgi_http_class = StreamingHTTPConnection  # type: ignore[assignment]
     app.hub = Hub.from_settings(settings)
-    app.font_limiter = trio.CapacityLimiter(CONVERSION_THREADS)
+    app.font_limiter = trio.CapacityLimiter(CONVERSION_WORKERS)
     app.supervisor = Supervisor(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
@@ -87,6 +90,7 @@ def create_app(settings: Settings) -> StinercutApp:
         app.detector = DetectorClient(
             app.http, settings.detector_url, settings.detector_api_key
         )
+        await app.nursery.start(_font_workers, app)
         # The hub needs no database: live state flows even while MariaDB is down.
         await app.nursery.start(app.hub.run)
         await trio.to_thread.run_sync(app.storage.ensure_layout)
@@ -109,6 +113,14 @@ def create_app(settings: Settings) -> StinercutApp:
         app.db.dispose()
 
     return app
+
+
+async def _font_workers(app: StinercutApp, task_status: trio.TaskStatus[None]) -> None:
+    """Own the font worker processes for the app's lifetime (they exit with it)."""
+    async with trio_parallel.open_worker_context(idle_timeout=FONT_WORKER_IDLE_S) as workers:
+        app.font_workers = workers
+        task_status.started()
+        await trio.sleep_forever()
 
 
 async def _upgrade_schema(app: StinercutApp) -> None:

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import httpx
 import trio
+import trio_parallel
 from quart import current_app
 from quart_trio import QuartTrio
 from quart_trio.wrappers import TrioRequest
@@ -55,8 +56,11 @@ class StinercutApp(QuartTrio):
     http: httpx.AsyncClient
     #: The detector's HTTP control API, over :attr:`http`; set in before_serving.
     detector: DetectorClient
-    #: Bounds font conversions (CPU work in worker threads) running at once.
+    #: Bounds font conversions running at once.
     font_limiter: trio.CapacityLimiter
+    #: Worker processes for font conversion (CPU work must not hold the GIL the
+    #: trio thread needs); open for the app's lifetime, closed at shutdown.
+    font_workers: trio_parallel.WorkerContext
     #: Render job supervisor (claims, runs, cancels jobs); runs in the app nursery.
     supervisor: Supervisor
 

@@ -32,11 +32,11 @@ MAX_FONT_BYTES = 10 * 1024 * 1024
 #: Largest decompressed WOFF/WOFF2 payload: a 10 MB upload could otherwise inflate
 #: to gigabytes (a compression bomb) before fontTools notices the sizes disagree.
 MAX_SFNT_BYTES = 64 * 1024 * 1024
-#: Conversions running at once (worker threads). fontTools is pure Python, so a
-#: second thread adds no throughput under the GIL, and every CPU-bound thread
-#: makes the trio thread wait longer for the GIL (bench/fonts.py: GET / p99 was
-#: about halved with 1 thread instead of 2).
-CONVERSION_THREADS = 1
+#: Conversions running at once, each in a worker *process*. fontTools is pure
+#: Python: in a thread it holds the GIL and every socket operation of the trio
+#: thread waits for it (bench/fonts.py measured GET / p99 at ~170 ms with a worker
+#: thread). One process keeps the other core for the service itself.
+CONVERSION_WORKERS = 1
 #: The file name endings accepted (compared case-insensitively).
 EXTENSIONS = (".ttf", ".otf", ".woff", ".woff2")
 

@@ -7,13 +7,12 @@ the body is read, a file part that grows past it (chunked bodies, lying headers)
 is cut off with 413 while arriving, and the file name is checked as soon as the
 part's headers arrive (a wrong extension is refused without reading the font).
 The temporary file is read back in a worker thread and always removed.
-Conversion is CPU work and runs in a worker thread under ``app.font_limiter``,
+Conversion is CPU work and runs in a worker process under ``app.font_limiter``,
 so the trio thread keeps serving.
 """
 
 from __future__ import annotations
 
-from functools import partial
 
 import attrs
 import trio
@@ -63,9 +62,14 @@ async def convert() -> Response:
     app = current()
     upload = await receive_font()
     try:
-        result = await trio.to_thread.run_sync(
-            partial(fonts.convert_font, upload.data, upload.font_name),
+        # In a worker process: see fonts.CONVERSION_WORKERS for why not a thread.
+        # cancellable: a client that goes away frees the worker at once.
+        result = await app.font_workers.run_sync(
+            fonts.convert_font,
+            upload.data,
+            upload.font_name,
             limiter=app.font_limiter,
+            cancellable=True,
         )
     except fonts.FontError as exc:
         raise ApiError(400, exc.message, code=exc.code) from None
