@@ -81,10 +81,13 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.backend = self.engine.dialect.name
-        pool_capacity = (
-            SQLITE_THREADS if self.backend == "sqlite" else MYSQL_POOL_SIZE + MYSQL_MAX_OVERFLOW
+        # Sized to the pool's steady size, not pool + overflow: PyMySQL parses rows
+        # in Python, so more threads only fight over the GIL (measured with wrk on
+        # GET /api/projects/{uuid}: ~200 req/s with 5 threads, ~130 with 15).
+        # The overflow stays for work outside the limiter (health pings, migrations).
+        self.limiter = trio.CapacityLimiter(
+            SQLITE_THREADS if self.backend == "sqlite" else MYSQL_POOL_SIZE
         )
-        self.limiter = trio.CapacityLimiter(pool_capacity)
 
     @property
     def is_mysql(self) -> bool:
