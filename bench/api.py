@@ -19,7 +19,6 @@ Only 127.0.0.1 is targeted. The database named in the URL is emptied first.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -37,31 +36,12 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.child_server import serve_in_child  # noqa: E402
 from tests.support.media import ffmpeg, make_clip  # noqa: E402
 
 MIB = 1024 * 1024
 CLIPS = 20
 BOUNDARY = "stinercut-bench-boundary"
-
-SERVER = """
-import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
-from stinercut_svc.app import create_app
-from stinercut_svc.config import Settings
-
-async def main():
-    app = create_app(Settings.from_env())
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    async with trio.open_nursery() as nursery:
-        urls = await nursery.start(lambda task_status: serve(app, config, task_status=task_status))
-        print(urls[0], flush=True)
-
-trio.run(main)
-"""
-
 
 def reset_database(url: str) -> None:
     parsed = make_url(url)
@@ -84,37 +64,6 @@ def memory_kib(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0])
     return values
-
-
-async def start_server(database_url: str, shared: Path) -> tuple[trio.Process, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SHARED_VIDEO_PATH": str(shared),
-        "LOG_LEVEL": "WARNING",
-    }
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, env=env, cwd=ROOT
-    )
-    assert process.stdout is not None
-    line = b""
-    with trio.fail_after(60):
-        while not line.endswith(b"\n"):
-            chunk = await process.stdout.receive_some(256)
-            if not chunk:
-                raise SystemExit("the service exited during start-up")
-            line += chunk
-    url = line.decode().strip()
-    async with httpx.AsyncClient() as http:
-        with trio.fail_after(60):
-            while True:
-                try:
-                    if (await http.get(f"{url}/api/projects")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await trio.sleep(0.2)
-    return process, url
 
 
 async def bench_detail(url: str, shared: Path, requests: int, concurrency: int) -> None:
@@ -254,16 +203,11 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="stinercut-bench-api-"))
     shared = work / "shared"
     try:
-        process, url = await start_server(args.database_url, shared)
-        try:
+        async with serve_in_child(
+            DATABASE_URL=args.database_url, SHARED_VIDEO_PATH=str(shared)
+        ) as (url, pid):
             await bench_detail(url, shared, args.requests, args.concurrency)
-            await bench_upload(url, process.pid, work, shared, args.upload_mib)
-        finally:
-            process.terminate()
-            with trio.move_on_after(10):
-                await process.wait()
-            process.kill()
-            await process.wait()
+            await bench_upload(url, pid, work, shared, args.upload_mib)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -49,17 +49,11 @@ from stinercut_svc.jobs import queue  # noqa: E402
 from stinercut_svc.jobs.plan import build_plan  # noqa: E402
 from stinercut_svc.media.runner import run_ffmpeg  # noqa: E402
 from stinercut_svc.models import Asset, AssetType, Project, Video  # noqa: E402
+from tests.support.media import ffmpeg  # noqa: E402
+from tests.support.processes import media_children  # noqa: E402
 
 HTTP_TIMEOUT = httpx.Timeout(30.0)
 RENDER_TIMEOUT_S = 600
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
-        check=True,
-        timeout=600,
-    )
 
 
 def make_media(folder: Path) -> dict[str, Path]:
@@ -105,22 +99,6 @@ async def add_asset(app: StinercutApp, kind: AssetType, source: Path) -> str:
         return asset.uuid
 
     return await app.db.run(create)
-
-
-def ffmpeg_children() -> list[int]:
-    me, found = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if comm == "ffmpeg" and int(fields[1]) == me and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def cpu_seconds() -> float:
@@ -213,7 +191,7 @@ async def cancel_round(service: Service, project: str) -> tuple[float, bool]:
     with trio.fail_after(60):
         while True:  # mid-render: processing, ffmpeg running, some progress made
             row = (await service.http.get(f"/api/jobs/{job}")).json()
-            children = ffmpeg_children()
+            children = media_children("ffmpeg")
             if row["status"] == "processing" and children and row["progress"] >= 1:
                 break
             await trio.sleep(0.02)
@@ -314,7 +292,7 @@ async def scenarios(
         latencies.append(seconds)
         failures += not ok
     await trio.sleep(0.2)
-    orphans = ffmpeg_children()
+    orphans = media_children("ffmpeg")
     leftovers = [p.name for p in app.storage.temp.iterdir()]
     ms = [s * 1000 for s in latencies]
     print(f"3. {len(ms)} cancels mid-render: p50 {percentile(ms, 50):.0f} ms, "

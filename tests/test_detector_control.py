@@ -16,8 +16,6 @@ from typing import Any
 import attrs
 import pytest
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from stinercut_svc.app import create_app
 from stinercut_svc.config import Settings

@@ -108,21 +108,11 @@ async def wait_for(predicate: Any, what: str, seconds: float = STEP_S) -> None:
 
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[Served]:
-    """The app served by Hypercorn, whose lifespan is the app's only one.
-
-    (The ``app`` + ``live_url`` fixtures run the lifespan twice - once under
-    ``test_app()``, once under Hypercorn - and a background task started by the
-    first run is then never cancelled; serving once avoids that.)
-    """
+    """An app built from ``settings`` and served by Hypercorn (for tweaked settings;
+    the plain case is conftest's ``served`` fixture)."""
     app = create_app(settings)
     async with running_server(app) as url:
         yield app, url
-
-
-@pytest.fixture
-async def served(settings: Settings) -> AsyncIterator[Served]:
-    async with serving(settings) as pair:
-        yield pair
 
 
 # -- routing -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from stinercut_svc.media.runner import (
     run_ffmpeg,
 )
 from tests.support.media import make_audio, make_clip, make_png
+from tests.support.processes import media_children
 
 
 async def test_render_reports_progress_and_writes_the_file(tmp_path: Path) -> None:
@@ -58,7 +59,7 @@ async def test_cancel_reaps_the_child(tmp_path: Path) -> None:
 
     async def remember(_: Progress) -> None:
         if not pids:
-            pids.extend(_ffmpeg_children())
+            pids.extend(media_children("ffmpeg"))
 
     with trio.move_on_after(1.5) as scope:
         await run_ffmpeg(
@@ -106,19 +107,3 @@ async def test_probe_audio_only_image_and_junk(tmp_path: Path) -> None:
     junk.write_text("this is not a video")
     with pytest.raises(ProbeError, match="not a readable media file"):
         await probe(junk)
-
-
-def _ffmpeg_children() -> list[int]:
-    me = os.getpid()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            name = stat[stat.index("(") + 1 : stat.rindex(")")]
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            if name == "ffmpeg" and ppid == me:
-                found.append(int(entry))
-    return found

@@ -7,9 +7,6 @@ server's peak RSS from ``/proc``, reset just before the upload.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +20,7 @@ from stinercut_svc.config import Settings
 from stinercut_svc.context import StinercutApp
 from stinercut_svc.models import Video
 from stinercut_svc.uploads import HIGH_WATER_BYTES, StreamingBody, sanitise_filename
+from tests.support.child_server import serve_in_child
 from tests.support.media import ffmpeg, make_clip
 
 BOUNDARY = "stinercut-test-boundary"
@@ -244,59 +242,15 @@ async def test_upload_for_missing_project_is_404(client) -> None:  # type: ignor
 
 # --- a real server in a subprocess ---------------------------------------------------
 
-SERVER = """
-import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
-from stinercut_svc.app import create_app
-from stinercut_svc.config import Settings
-
-async def main():
-    app = create_app(Settings.from_env())
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    async with trio.open_nursery() as nursery:
-        urls = await nursery.start(lambda task_status: serve(app, config, task_status=task_status))
-        print(urls[0], flush=True)
-
-trio.run(main)
-"""
-
-
 @asynccontextmanager
 async def server_process(settings: Settings, **env: str) -> AsyncIterator[tuple[str, int]]:
     """Run the service in a child process; yield its base URL and pid."""
-    environ = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "SHARED_VIDEO_PATH": str(settings.shared_video_path),
-        "LOG_LEVEL": "WARNING",
+    async with serve_in_child(
+        DATABASE_URL=settings.database_url,
+        SHARED_VIDEO_PATH=str(settings.shared_video_path),
         **env,
-    }
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, env=environ
-    )
-    try:
-        assert process.stdout is not None
-        line = b""
-        with trio.fail_after(30):
-            while not line.endswith(b"\n"):
-                chunk = await process.stdout.receive_some(256)
-                assert chunk, "server exited before it printed its URL"
-                line += chunk
-        url = line.decode().strip()
-        async with httpx.AsyncClient() as http:
-            with trio.fail_after(30):
-                while (await http.get(f"{url}/api/projects")).status_code != 200:
-                    await trio.sleep(0.1)
-        yield url, process.pid
-    finally:
-        process.terminate()
-        with trio.move_on_after(10):
-            await process.wait()
-        process.kill()
-        await process.wait()
+    ) as (url, pid):
+        yield url, pid
 
 
 def memory_kib(pid: int) -> dict[str, int]:

@@ -11,7 +11,7 @@ import attrs
 import trio
 
 from stinercut_svc.config import Settings
-from tests.test_hub import Served, connect, receive, send, served, serving, wait_for  # noqa: F401
+from tests.test_hub import Served, connect, receive, send, serving, wait_for  # noqa: F401
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ws_client.py"
 

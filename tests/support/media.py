@@ -10,7 +10,7 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
         check=True,
-        timeout=120,
+        timeout=600,  # generous: benchmarks make 30 s 720p clips with it too
     )
 
 
