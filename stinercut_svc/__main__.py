@@ -78,7 +78,10 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     # liveness itself is the hub's application-level keepalive.
     if settings.ws_ping_interval:
         config.websocket_ping_interval = settings.ws_ping_interval
-    config.accesslog = logging.getLogger("stinercut_svc.access")
+    # Hypercorn builds every access-log line before the logger's level is checked,
+    # so the access log is wired only when it will be written (LOG_LEVEL INFO/DEBUG).
+    if logging.getLevelName(settings.log_level) <= logging.INFO:
+        config.accesslog = logging.getLogger("stinercut_svc.access")
     config.errorlog = logging.getLogger("stinercut_svc.server")
     config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
     return config
