@@ -218,7 +218,6 @@ class Hub:
         self._by_type: dict[str, dict[int, Client]] = {t: {} for t in CLIENT_TYPES}
         self._ids = itertools.count(1)
         self._on_counts_changed: Callable[[], None] = lambda: None
-        self._runner: tuple[trio.CancelScope, trio.Event] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Hub:
@@ -249,29 +248,12 @@ class Hub:
         Start it in the app nursery. Connections are not children of this task
         (Hypercorn owns them), so cancelling it stops keepalive and the Redis
         bridge while local routing goes on working.
-
-        One runner at a time: a second call (a second lifespan of the same app,
-        as when tests serve an app that already runs under ``test_app()``) cancels
-        the first, waits for it to finish, and takes over in its own nursery, so
-        no task is left behind in a nursery nobody will cancel.
         """
-        previous = self._runner
-        if previous is not None:
-            previous[0].cancel()
-            await previous[1].wait()
-        done = trio.Event()
-        try:
-            with trio.CancelScope() as scope:
-                self._runner = (scope, done)
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._watch)
-                    if self.backplane is not None:
-                        await nursery.start(self.backplane.run)
-                    task_status.started()
-        finally:
-            if self._runner is not None and self._runner[1] is done:
-                self._runner = None
-            done.set()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch)
+            if self.backplane is not None:
+                await nursery.start(self.backplane.run)
+            task_status.started()
 
     def register(self, client_type: str, peer: str) -> Client:
         if client_type not in CLIENT_TYPES:

@@ -115,7 +115,6 @@ class Supervisor:
         self.owner = queue.new_owner_id()
         self._running: dict[str, RunningJob] = {}
         self._wakeup = trio.Event()
-        self._runner: tuple[trio.CancelScope, trio.Event] | None = None
         self.started = trio.Event()  # recovery done, claiming
         #: Uuids of the jobs this instance claimed lately (diagnostics, tests).
         self.claimed: collections.deque[str] = collections.deque(maxlen=1000)
@@ -140,27 +139,9 @@ class Supervisor:
     # --- the loop -------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Claim and run jobs until cancelled (start it in the app nursery).
-
-        One runner at a time: a second call (a second lifespan of the same app, as
-        when tests serve an app that already runs under ``test_app()``) stops the
-        first, whose jobs go back to pending like at shutdown, and takes over in
-        its own nursery, so nothing is left in a nursery nobody will cancel.
-        """
-        previous = self._runner
-        if previous is not None:
-            previous[0].cancel()
-            await previous[1].wait()
-        done = trio.Event()
-        try:
-            with trio.CancelScope() as scope:
-                self._runner = (scope, done)
-                task_status.started()
-                await self._serve()
-        finally:
-            if self._runner is not None and self._runner[1] is done:
-                self._runner = None
-            done.set()
+        """Claim and run jobs until cancelled (start it in the app nursery)."""
+        task_status.started()
+        await self._serve()
 
     async def _serve(self) -> None:
         await self.app.schema_ready.wait()
