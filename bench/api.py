@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.child_server import serve_in_child  # noqa: E402
 from tests.support.media import ffmpeg, make_clip  # noqa: E402
+from tests.support.processes import memory_kib, reset_peak  # noqa: E402
 
 MIB = 1024 * 1024
 CLIPS = 20
@@ -55,15 +56,6 @@ def reset_database(url: str) -> None:
         cursor.execute(
             f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
-
-
-def memory_kib(pid: int) -> dict[str, int]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0])
-    return values
 
 
 async def bench_detail(url: str, shared: Path, requests: int, concurrency: int) -> None:
@@ -165,7 +157,7 @@ async def bench_upload(url: str, pid: int, work: Path, shared: Path, size_mib: i
 
     async with httpx.AsyncClient(timeout=600) as http:
         project = (await http.post(f"{url}/api/projects", json={"name": "upload"})).json()["uuid"]
-        Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak RSS
+        reset_peak(pid)
         before = memory_kib(pid)
         started = time.perf_counter()
         response = await http.post(

@@ -22,6 +22,7 @@ from stinercut_svc.models import Video
 from stinercut_svc.uploads import HIGH_WATER_BYTES, StreamingBody, sanitise_filename
 from tests.support.child_server import serve_in_child
 from tests.support.media import ffmpeg, make_clip
+from tests.support.processes import memory_kib, reset_peak
 
 BOUNDARY = "stinercut-test-boundary"
 MIB = 1024 * 1024
@@ -251,20 +252,6 @@ async def server_process(settings: Settings, **env: str) -> AsyncIterator[tuple[
         **env,
     ) as (url, pid):
         yield url, pid
-
-
-def memory_kib(pid: int) -> dict[str, int]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0])
-    return values
-
-
-def reset_peak(pid: int) -> None:
-    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 async def generated_body(head: bytes, clip: bytes, padding: int, tail: bytes) -> AsyncIterator[bytes]:
