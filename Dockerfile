@@ -11,9 +11,13 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
+# Pinned, hash-checked dependencies first (a layer that changes only with the lock),
+# then the package itself without dependencies.
+COPY requirements/runtime.lock ./requirements/runtime.lock
+RUN pip install --require-hashes -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY stinercut_svc ./stinercut_svc
-RUN pip install .
+RUN pip install --no-deps .
 
 RUN useradd --create-home --uid 10001 stinercut \
     && mkdir -p /data /shared-videos \

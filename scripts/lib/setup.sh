@@ -48,19 +48,24 @@ ensure_test_font() {
     [ -f "$DEJAVU_SANS" ] || apt_install fonts-dejavu-core
 }
 
-# ensure_venv EXTRAS: (re)install only when pyproject.toml changed since the last install.
+# ensure_venv [test]: the venv with exactly the pinned versions of requirements/*.lock
+# (runtime.lock, or test.lock for the suite), then this package itself without
+# dependencies. Reinstalls only when the lock file or pyproject.toml changed.
 ensure_venv() {
-    local extras="${1:-}" spec="." stamp
-    [ -n "$extras" ] && spec=".[$extras]"
+    local set="${1:-runtime}" lock stamp
+    lock="$ROOT/requirements/$set.lock"
+    [ -f "$lock" ] || die "$lock is missing: run scripts/lock"
     if [ ! -x "$VENV/bin/python" ]; then
         local py; py="$(find_python)"
         say "creating .venv with $($py --version)"
         "$py" -m venv "$VENV" || { apt_install python3-venv; "$py" -m venv "$VENV"; }
     fi
-    stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}"
+    stamp="$VENV/.installed-$(cat "$lock" pyproject.toml | sha256sum | cut -c1-16)-$set"
     if [ ! -f "$stamp" ]; then
-        say "installing Python packages ($spec)"
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" 2>&1 \
+        say "installing Python packages from requirements/$set.lock"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes \
+            -r "$lock" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$ROOT" 2>&1 \
             | grep -v "is ignored: it is neither a file nor a directory" || true
         "$VENV/bin/python" -c 'import stinercut_svc' || die "package install failed"
         rm -f "$VENV"/.installed-*
