@@ -1,23 +1,51 @@
-"""Redis pub/sub bridge: one hub across several service instances.
+"""Redis bridge: one hub across several service instances.
 
-Every instance publishes each message it routes to one Redis channel, wrapped in
-an envelope naming the instance (``origin``), and delivers the envelopes of the
-*other* instances to its own clients. Each instance delivers locally itself, so
-a message reaches each eligible client exactly once and never comes back to its
+How it works
+------------
+Every instance appends each message it routes to one Redis *stream*
+(``<REDIS_HUB_CHANNEL>:stream``) and reads that stream, delivering the messages of
+the *other* instances to its own clients. Each instance delivers locally itself,
+so a message reaches each eligible client exactly once and never comes back to its
 sender; an instance whose Redis is gone keeps serving its local clients.
 
-Delivery across instances is at most once: publishes are not retried (a retried
-PUBLISH whose first reply was lost would arrive twice) and messages routed while
-Redis is unreachable are counted as dropped, not replayed late.
+Messages with target ``backend`` (commands for the service itself) are *not*
+bridged: the instance whose client sent one handles it, exactly once.
+
+Cost (the reason for the design, issue #12): the hub calls :meth:`Backplane.offer`
+synchronously for every routed message; it only appends to a deque. One writer task
+drains that deque at each wake-up, packs the messages into few binary *envelopes*
+(up to ``ENVELOPE_BYTES`` each) and sends all their ``XADD`` commands in one socket
+write; one reader task runs ``XREAD BLOCK`` on a second connection and gets many
+envelopes per reply. Replies are parsed by hiredis (C) in :mod:`stinercut_svc.resp`.
+
+Why a stream and not pub/sub (issue #11, Redis outages): with pub/sub, whatever is
+published while an instance is not subscribed is gone, so after a Redis restart the
+first instance back would publish its buffered messages before the others had
+resubscribed, and they would miss them. A stream keeps the recent past (trimmed to
+about ``STREAM_MAXLEN`` envelopes): an instance that reconnects reads on from the
+last entry it saw; when Redis itself restarted (its ``run_id`` changed) it reads the
+new stream from the start. A new instance starts at the stream's end.
+
+Outages: while Redis is unreachable, outgoing messages wait in a buffer bounded by
+count *and* bytes (``BUFFER_MESSAGES`` / ``BUFFER_BYTES``, messages written but not
+yet acknowledged by Redis included); beyond it the newest are dropped and counted
+(``dropped``). Reconnects are retried every ``backoff`` (0.1 s doubling to a 1 s cap,
+with jitter), so the bridge is back within about a second of Redis; the buffer is
+then sent in order.
+
+No duplicates: an ``XADD`` whose reply was lost (the connection broke after
+writing it) may or may not have been stored. It is sent again after reconnecting,
+byte for byte, and every envelope carries its origin's sequence number: readers
+keep the last sequence seen per origin and skip anything not newer. So a message
+is neither lost nor delivered twice. (Not re-sending would lose up to a window of
+messages on every connection loss; re-sending without sequence numbers would
+duplicate them.) Sequence gaps (entries trimmed before a slow reader got them) are
+counted as ``missed``.
 
 Client counts for ``GET /api/ws/clients``: each instance keeps a key
 ``<channel>:presence:<instance>`` (its counts, expiring after ``PRESENCE_TTL_S``)
-and its id in the set ``<channel>:instances``; readers add up the live keys.
-
-The client is coredis, which runs on anyio and so works under trio (checked:
-commands, pub/sub, cancellation, connection loss surfacing as
-``coredis.exceptions.ConnectionError`` inside exception groups). redis-py's asyncio
-client does not run under trio.
+and its id in the set ``<channel>:instances``; readers add up the live keys. After
+a Redis restart the next presence refresh (at once on reconnect) restores them.
 """
 
 from __future__ import annotations
@@ -25,38 +53,127 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import coredis
-import coredis.exceptions
+import attrs
+import hiredis
 import trio
-from coredis.retry import NoRetryPolicy
 
-from .hub import CLIENT_TYPES, TARGETS, Routed
+from .hub import Routed
+from .resp import (
+    CommandError,
+    ConnectionLost,
+    RedisAddress,
+    RedisConnection,
+    RedisError,
+    Reply,
+    connect,
+    pack,
+)
 
 log = logging.getLogger(__name__)
 
-ENVELOPE_VERSION = 1
-SENDERS = (*CLIENT_TYPES, "backend")
-CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 2.0
 COMMAND_TIMEOUT_S = 5.0
 PRESENCE_TTL_S = 15
 PRESENCE_REFRESH_S = 5.0
 PRESENCE_MIN_GAP_S = 0.05
-BACKOFF_MIN_S = 0.5
-BACKOFF_MAX_S = 30.0
-OUTBOUND_QUEUE = 4096
-#: What "Redis is unavailable" looks like; anything else is logged as a bug (and retried too).
-REDIS_DOWN = (coredis.exceptions.RedisError, OSError, TimeoutError, trio.TooSlowError)
+#: reconnect delay: first retry after ~0.1 s, doubling to the 1 s cap (jittered)
+BACKOFF_MIN_S = 0.1
+BACKOFF_MAX_S = 1.0
+#: outgoing messages held while Redis is unreachable (or not yet acknowledged)
+BUFFER_MESSAGES = 10_000
+BUFFER_BYTES = 16 * 1024 * 1024
+#: an envelope is closed once it holds this many bytes (one larger frame travels alone)
+ENVELOPE_BYTES = 64 * 1024
+#: bytes written to Redis and not yet acknowledged before the writer waits
+WINDOW_BYTES = 1024 * 1024
+#: entries the stream keeps (approximately: ``XADD ... MAXLEN ~``)
+STREAM_MAXLEN = 10_000
+#: how long one XREAD waits for new entries; also the read connection's health check
+READ_BLOCK_MS = 1000
+READ_COUNT = 512
+#: origins whose last sequence number is remembered (older ones are forgotten first)
+REMEMBERED_ORIGINS = 1024
+
+# -- the envelope: b"SH1" origin_len origin seq(8) then records ------------------------
+# record: sender(1) target(1) length(4, big-endian) frame (UTF-8)
+MAGIC = b"SH1"
+SENDER_CODES = {"frontend": b"f", "detector": b"d", "backend": b"b"}
+TARGET_CODES = {"all": b"a", "frontend": b"f", "detector": b"d"}
+_SENDERS = {code[0]: name for name, code in SENDER_CODES.items()}
+_TARGETS = {code[0]: name for name, code in TARGET_CODES.items()}
+_RECORD_HEADS = {
+    (sender, target): s + t for sender, s in SENDER_CODES.items() for target, t in TARGET_CODES.items()
+}
+_FIELD = b"e"
+#: what "Redis is unavailable" looks like; anything else is logged as a bug (and retried too)
+REDIS_DOWN = (
+    RedisError,
+    OSError,
+    TimeoutError,
+    trio.TooSlowError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)
 
 
-class BackplaneLost(coredis.exceptions.ConnectionError):
-    """The subscription ended without an error from the client library."""
+class EnvelopeError(ValueError):
+    """Bytes on the stream that are not an envelope this version understands."""
+
+
+@attrs.define
+class Envelope:
+    """One ``XADD`` on its way: kept, byte for byte, until Redis acknowledges it."""
+
+    seq: int
+    command: bytes  # the packed XADD, sent again as it is after a reconnect
+    messages: int
+    size: int  # the frames' bytes, as counted against BUFFER_BYTES
+
+
+def encode_envelope(origin: bytes, seq: int, records: list[Routed]) -> bytes:
+    """``records`` (routable: sender and target known) as one envelope."""
+    parts = [MAGIC, len(origin).to_bytes(1, "big"), origin, seq.to_bytes(8, "big")]
+    for routed in records:
+        frame = routed.frame.encode("utf-8", "surrogatepass")
+        parts.append(_RECORD_HEADS[routed.sender, routed.target])
+        parts.append(len(frame).to_bytes(4, "big"))
+        parts.append(frame)
+    return b"".join(parts)
+
+
+def decode_envelope(data: bytes) -> tuple[bytes, int, list[Routed]]:
+    """``(origin, seq, messages)``; raises :class:`EnvelopeError` for anything else."""
+    if not isinstance(data, bytes) or data[:3] != MAGIC or len(data) < 4:
+        raise EnvelopeError("not an envelope of this version")
+    end = 4 + data[3]
+    origin = data[4:end]
+    if len(data) < end + 8:
+        raise EnvelopeError("truncated header")
+    seq = int.from_bytes(data[end : end + 8], "big")
+    pos = end + 8
+    messages = []
+    total = len(data)
+    try:
+        while pos < total:
+            sender = _SENDERS[data[pos]]
+            target = _TARGETS[data[pos + 1]]
+            size = int.from_bytes(data[pos + 2 : pos + 6], "big")
+            pos += 6
+            if pos + size > total:
+                raise EnvelopeError("truncated record")
+            messages.append(Routed(data[pos : pos + size].decode("utf-8", "surrogatepass"), sender, target))
+            pos += size
+    except (KeyError, IndexError, UnicodeDecodeError) as exc:
+        raise EnvelopeError(f"malformed record: {exc!r}") from None
+    return origin, seq, messages
 
 
 class Backplane:
-    """Bridges one :class:`~stinercut_svc.hub.Hub` to a Redis pub/sub channel."""
+    """Bridges one :class:`~stinercut_svc.hub.Hub` to a Redis stream."""
 
     def __init__(
         self,
@@ -67,20 +184,51 @@ class Backplane:
         deliver: Callable[[Routed], None],
         local_counts: Callable[[], dict[str, int]],
         backoff: tuple[float, float] = (BACKOFF_MIN_S, BACKOFF_MAX_S),
+        buffer_messages: int = BUFFER_MESSAGES,
+        buffer_bytes: int = BUFFER_BYTES,
+        stream_maxlen: int = STREAM_MAXLEN,
     ) -> None:
         self.url = url
+        self.address = RedisAddress.from_url(url)
         self.channel = channel
         self.instance_id = instance_id
+        self.stream_key = f"{channel}:stream".encode()
+        self.buffer_messages = buffer_messages
+        self.buffer_bytes = buffer_bytes
+        self.stream_maxlen = stream_maxlen
+        #: both connections are up and the stream is being read
         self.connected = False
-        #: messages not sent to Redis (it was unreachable, or the queue was full)
+        #: messages not bridged: the buffer was full, or Redis refused the XADD
         self.dropped = 0
+        #: messages acknowledged by Redis
+        self.sent = 0
+        #: messages from other instances delivered here
+        self.received = 0
+        #: envelopes skipped because they were seen already (re-sent after a lost reply)
+        self.duplicates = 0
+        #: envelopes of other instances never seen (trimmed before this one read them)
+        self.missed = 0
         #: connection attempts that failed or sessions that ended with an error
         self.failures = 0
+        #: sessions established (the first connect included)
+        self.sessions = 0
         self._deliver = deliver
         self._local_counts = local_counts
         self._backoff = backoff
-        self._redis: coredis.Redis[str] | None = None
-        self._send, self._receive = trio.open_memory_channel[Routed](OUTBOUND_QUEUE)
+        self._origin = instance_id.encode("ascii")
+        if not 0 < len(self._origin) < 256:
+            raise ValueError("instance_id must be 1 to 255 ASCII characters")
+        self._outbox: deque[Routed] = deque()
+        self._unconfirmed: deque[Envelope] = deque()
+        self._unconfirmed_bytes = 0
+        self._buffered = 0
+        self._buffered_bytes = 0
+        self._seq = 0
+        self._wake = trio.Event()
+        self._seen: OrderedDict[bytes, int] = OrderedDict()
+        self._last_id: bytes | None = None
+        self._run_id: bytes | None = None
+        self._commands: RedisConnection | None = None
         self._presence_changed = trio.Event()
         self._connected_event = trio.Event()
 
@@ -92,41 +240,58 @@ class Backplane:
     def instances_key(self) -> str:
         return f"{self.channel}:instances"
 
+    @property
+    def buffered(self) -> int:
+        """Messages waiting to be sent to Redis or for its acknowledgement."""
+        return self._buffered
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffered_bytes
+
     # -- called from the hub (never block, never raise) -----------------------------
 
     def offer(self, routed: Routed) -> None:
-        if not self.connected:
-            self._drop()
+        """Queue a locally routed message for the other instances (O(1), no I/O).
+
+        Target ``backend`` is not bridged: the receiving instance handles it.
+        """
+        if routed.target not in TARGET_CODES or routed.sender not in SENDER_CODES:
             return
-        try:
-            self._send.send_nowait(routed)
-        except trio.WouldBlock:
-            self._drop()
+        size = len(routed.frame)
+        if self._buffered >= self.buffer_messages or self._buffered_bytes + size > self.buffer_bytes:
+            self._drop(1)
+            return
+        self._outbox.append(routed)
+        self._buffered += 1
+        self._buffered_bytes += size
+        self._wake.set()
 
     def counts_changed(self) -> None:
         self._presence_changed.set()
 
     async def wait_connected(self) -> None:
-        """Wait until the current (or next) session is subscribed; for tests and tools."""
+        """Wait until the current (or next) session reads the stream; for tests and tools."""
         await self._connected_event.wait()
 
     async def other_instances(self, timeout: float) -> list[dict[str, int]] | None:
         """Client counts of the other live instances; ``None`` if Redis does not answer."""
-        redis = self._redis
+        redis = self._commands
         if redis is None or not self.connected:
             return None
         try:
             with trio.fail_after(timeout):
-                members = await redis.smembers(self.instances_key)
-                others = sorted(m for m in members if m != self.instance_id)
+                members = await redis.call("SMEMBERS", self.instances_key)
+                mine = self._origin
+                others = sorted(m for m in members if m != mine)
                 if not others:
                     return []
-                keys = [f"{self.channel}:presence:{m}" for m in others]
-                values = await redis.mget(keys)
+                keys = [f"{self.channel}:presence:".encode() + m for m in others]
+                values = await redis.call("MGET", *keys)
                 gone = [m for m, v in zip(others, values, strict=True) if v is None]
                 if gone:  # instances that died without cleaning up after themselves
-                    await redis.srem(self.instances_key, gone)
-        except Exception as exc:  # a count must never turn into a 500
+                    redis.send("SREM", self.instances_key, *gone)
+        except (*REDIS_DOWN, TypeError, ValueError) as exc:  # a count never turns into a 500
             log.warning("hub backplane: counting other instances failed: %r", exc)
             return None
         return [_parse_counts(v) for v in values if v is not None]
@@ -134,134 +299,219 @@ class Backplane:
     # -- the bridge task -----------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Connect, bridge, and reconnect with capped exponential backoff, until cancelled.
+        """Connect, bridge, and reconnect with capped, jittered backoff, until cancelled.
 
         Reports started at once: the service does not wait for Redis to serve.
         """
         task_status.started()
-        delay = self._backoff[0]
+        low, cap = self._backoff
+        delay = low
+        outage_logged = False
         while True:
             try:
                 await self._session()
             except Exception as exc:  # noqa: BLE001 - an app-nursery task must not die
                 self.failures += 1
-                _log_failure(exc, delay)
+                # One warning per outage, not one per retry (they come every second).
+                _log_failure(exc, delay, quiet=outage_logged)
+                outage_logged = True
             if self._connected_event.is_set():
-                delay = self._backoff[0]  # it worked for a while: start over
+                outage_logged = False
+                delay = low  # it worked for a while: start over
                 self._connected_event = trio.Event()
             # Jitter keeps a fleet of instances from reconnecting in lockstep.
-            await trio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, self._backoff[1])
+            await trio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, cap)
 
     async def _session(self) -> None:
-        async with coredis.Redis.from_url(
-            self.url,
-            decode_responses=True,
-            client_name=f"stinercut-hub-{self.instance_id}",
-            connect_timeout=CONNECT_TIMEOUT_S,
-            retry_policy=NoRetryPolicy(),
-        ) as redis:
-            async with redis.pubsub(
-                channels=[self.channel], ignore_subscribe_messages=True, retry_policy=None
-            ) as pubsub:
-                self._redis = redis
-                self.connected = True
-                self._connected_event.set()
-                log.info("hub backplane: subscribed to %r at %s", self.channel, _safe_url(self.url))
-                try:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._publisher, redis)
-                        nursery.start_soon(self._presence, redis)
-                        async for message in pubsub:
-                            self._on_envelope(message["data"])
-                        raise BackplaneLost("the Redis subscription ended")
-                finally:
-                    self.connected = False
-                    self._redis = None
-                    self._discard_queued()
+        name = f"stinercut-hub-{self.instance_id}"
+        async with (
+            connect(self.address, timeout=CONNECT_TIMEOUT_S, name=name) as commands,
+            connect(self.address, timeout=CONNECT_TIMEOUT_S, name=name) as reads,
+        ):
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self._reader, reads)
+                    self._commands = commands
+                    self.connected = True
+                    self.sessions += 1
+                    self._connected_event.set()
+                    log.info(
+                        "hub backplane: reading %r at %s (%d message(s) buffered)",
+                        self.stream_key.decode(),
+                        _safe_url(self.url),
+                        self._buffered,
+                    )
+                    nursery.start_soon(self._writer, commands)
+                    nursery.start_soon(self._presence, commands)
+            finally:
+                self.connected = False
+                self._commands = None
 
-    async def _publisher(self, redis: coredis.Redis[str]) -> None:
-        async for routed in self._receive:
-            envelope = json.dumps(
-                {
-                    "v": ENVELOPE_VERSION,
-                    "origin": self.instance_id,
-                    "sender": routed.sender,
-                    "target": routed.target,
-                    "frame": routed.frame,
-                },
-                separators=(",", ":"),
+    # -- outgoing ------------------------------------------------------------------
+
+    async def _writer(self, redis: RedisConnection) -> None:
+        # What was written on the last connection but never acknowledged goes first,
+        # unchanged: readers skip it if the first copy did arrive (sequence numbers).
+        if self._unconfirmed:
+            log.info("hub backplane: sending %d unacknowledged envelope(s) again", len(self._unconfirmed))
+            redis.enqueue(
+                b"".join(e.command for e in self._unconfirmed),
+                *[self._on_ack] * len(self._unconfirmed),
             )
-            with trio.fail_after(COMMAND_TIMEOUT_S):
-                await redis.publish(self.channel, envelope)
+        while True:
+            while not self._outbox or self._unconfirmed_bytes >= WINDOW_BYTES:
+                self._wake = trio.Event()
+                await self._wake.wait()
+            envelopes = list(self._pack())
+            redis.enqueue(b"".join(e.command for e in envelopes), *[self._on_ack] * len(envelopes))
+            # Let the routing tasks queue more before the next write (batching).
+            await trio.lowlevel.checkpoint()
 
-    async def _presence(self, redis: coredis.Redis[str]) -> None:
-        # Doubles as the health check of an idle connection: a Redis that stops
+    def _pack(self) -> Iterator[Envelope]:
+        """Move messages from the outbox into envelopes until the window is full."""
+        outbox = self._outbox
+        while outbox and self._unconfirmed_bytes < WINDOW_BYTES:
+            records: list[Routed] = []
+            size = 0
+            while outbox and size < ENVELOPE_BYTES:
+                routed = outbox.popleft()
+                records.append(routed)
+                size += len(routed.frame)
+            self._seq += 1
+            data = encode_envelope(self._origin, self._seq, records)
+            command = pack(
+                (b"XADD", self.stream_key, b"MAXLEN", b"~", self.stream_maxlen, b"*", _FIELD, data)
+            )
+            envelope = Envelope(self._seq, command, len(records), size)
+            self._unconfirmed.append(envelope)
+            self._unconfirmed_bytes += len(command)
+            yield envelope
+
+    def _on_ack(self, reply: Reply) -> None:
+        if isinstance(reply, ConnectionLost):
+            return  # fate unknown: stays unconfirmed, sent again on the next connection
+        envelope = self._unconfirmed.popleft()
+        self._unconfirmed_bytes -= len(envelope.command)
+        self._buffered -= envelope.messages
+        self._buffered_bytes -= envelope.size
+        if isinstance(reply, hiredis.ReplyError):
+            log.warning("hub backplane: Redis refused %d message(s): %s", envelope.messages, reply)
+            self._drop(envelope.messages)
+        else:
+            self.sent += envelope.messages
+        if self._unconfirmed_bytes < WINDOW_BYTES:
+            self._wake.set()
+
+    def _drop(self, count: int) -> None:
+        before = self.dropped
+        self.dropped += count
+        if before == 0 or before // 1000 != self.dropped // 1000:
+            log.warning("hub backplane: %d message(s) not sent to other instances", self.dropped)
+
+    # -- incoming ------------------------------------------------------------------
+
+    async def _reader(
+        self, redis: RedisConnection, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        with trio.fail_after(COMMAND_TIMEOUT_S):
+            run_id = _run_id(await redis.call("INFO", "server"))
+            if self._last_id is None:
+                # A new instance: from the stream's end (the past is not for it).
+                tail = await redis.call("XREVRANGE", self.stream_key, "+", "-", "COUNT", 1)
+                self._last_id = tail[0][0] if tail else b"0-0"
+            elif run_id != self._run_id:
+                # Redis restarted (its data is gone): the new stream is all new to us.
+                log.info("hub backplane: Redis restarted; reading its stream from the start")
+                self._last_id = b"0-0"
+        self._run_id = run_id
+        task_status.started()
+        while True:
+            with trio.fail_after(READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT_S):
+                reply = await redis.call(
+                    "XREAD", "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS,
+                    "STREAMS", self.stream_key, self._last_id,
+                )
+            if reply is None:
+                continue  # nothing new within READ_BLOCK_MS
+            for _key, entries in reply:
+                for entry_id, fields in entries:
+                    self._last_id = entry_id
+                    self._on_entry(fields)
+
+    def _on_entry(self, fields: list[bytes]) -> None:
+        try:
+            if len(fields) != 2 or fields[0] != _FIELD:
+                raise EnvelopeError("unexpected fields")
+            origin, seq, messages = decode_envelope(fields[1])
+        except EnvelopeError as exc:
+            log.warning("hub backplane: ignoring a stream entry it cannot read: %s", exc)
+            return
+        if origin == self._origin:
+            return  # our own message, already delivered locally
+        last = self._seen.get(origin)
+        if last is not None:
+            if seq <= last:
+                self.duplicates += 1
+                return
+            if seq > last + 1:
+                self.missed += seq - last - 1
+            self._seen.move_to_end(origin)
+        self._seen[origin] = seq
+        if len(self._seen) > REMEMBERED_ORIGINS:
+            self._seen.popitem(last=False)
+        self.received += len(messages)
+        deliver = self._deliver
+        for routed in messages:
+            try:
+                deliver(routed)
+            except Exception:  # noqa: BLE001 - one bad delivery must not stop the bridge
+                log.exception("hub backplane: delivering a message from %r failed", origin)
+
+    # -- presence ------------------------------------------------------------------
+
+    async def _presence(self, redis: RedisConnection) -> None:
+        # Doubles as the health check of the command connection: a Redis that stops
         # answering fails this within COMMAND_TIMEOUT_S and the session restarts.
         try:
             while True:
                 self._presence_changed = trio.Event()
                 with trio.fail_after(COMMAND_TIMEOUT_S):
-                    await redis.set(
-                        self.presence_key, json.dumps(self._local_counts()), ex=PRESENCE_TTL_S
-                    )
-                    await redis.sadd(self.instances_key, [self.instance_id])
+                    counts = json.dumps(self._local_counts(), separators=(",", ":"))
+                    redis.send("SET", self.presence_key, counts, "EX", PRESENCE_TTL_S)
+                    await redis.call("SADD", self.instances_key, self.instance_id)
                 with trio.move_on_after(PRESENCE_REFRESH_S):
                     await self._presence_changed.wait()
                 await trio.sleep(PRESENCE_MIN_GAP_S)  # coalesce bursts of connects
         finally:
             # On shutdown, leave the count at once instead of after the TTL.
-            with trio.move_on_after(1.0, shield=True) as cleanup:
-                try:
-                    await redis.delete([self.presence_key])
-                    await redis.srem(self.instances_key, [self.instance_id])
-                except REDIS_DOWN:
-                    pass
-            if cleanup.cancelled_caught:
-                log.debug("hub backplane: presence cleanup timed out")
-
-    def _on_envelope(self, data: Any) -> None:
-        try:
-            envelope = json.loads(data)
-            origin = envelope["origin"]
-            routed = Routed(envelope["frame"], envelope["sender"], envelope["target"])
-        except (ValueError, TypeError, KeyError) as exc:
-            log.warning("hub backplane: ignoring a malformed envelope: %r", exc)
-            return
-        if origin == self.instance_id:
-            return  # our own message, already delivered locally
-        if (
-            envelope.get("v") != ENVELOPE_VERSION
-            or not isinstance(routed.frame, str)
-            or routed.sender not in SENDERS
-            or routed.target not in TARGETS
-        ):
-            log.warning("hub backplane: ignoring an envelope from %r it cannot route", origin)
-            return
-        self._deliver(routed)
-
-    def _discard_queued(self) -> None:
-        while True:
-            try:
-                self._receive.receive_nowait()
-            except trio.WouldBlock:
-                return
-            self._drop()
-
-    def _drop(self) -> None:
-        self.dropped += 1
-        if self.dropped == 1 or self.dropped % 1000 == 0:
-            log.warning("hub backplane: %d message(s) not sent to other instances", self.dropped)
+            with trio.move_on_after(0.5, shield=True):
+                await redis.send_last_words(
+                    ("DEL", self.presence_key), ("SREM", self.instances_key, self.instance_id)
+                )
 
 
-def _parse_counts(raw: str) -> dict[str, int]:
+def _run_id(info: Reply) -> bytes | None:
+    if not isinstance(info, bytes):
+        return None
+    for line in info.splitlines():
+        if line.startswith(b"run_id:"):
+            return line[7:].strip()
+    return None
+
+
+def _parse_counts(raw: bytes) -> dict[str, int]:
     try:
         value = json.loads(raw)
     except ValueError:
         return {}
     if not isinstance(value, dict):
         return {}
-    return {t: n for t in CLIENT_TYPES if isinstance(n := value.get(t), int) and n >= 0}
+    return {
+        t: n
+        for t in ("frontend", "detector")
+        if isinstance(n := value.get(t), int) and not isinstance(n, bool) and n >= 0
+    }
 
 
 def _safe_url(url: str) -> str:
@@ -274,27 +524,35 @@ def _safe_url(url: str) -> str:
     return f"{scheme}{sep}{user + ':***' if user else '***'}@{host}"
 
 
-def _log_failure(exc: Exception, delay: float) -> None:
-    expected = exc
+def _log_failure(exc: Exception, delay: float, *, quiet: bool = False) -> None:
+    expected: BaseException | None = exc
     if isinstance(exc, BaseExceptionGroup):
         expected, unexpected = exc.split(REDIS_DOWN)
         if unexpected is not None:
             log.error("hub backplane failed (retrying in %.1f s)", delay, exc_info=unexpected)
             return
     if isinstance(expected, BaseExceptionGroup):
-        leaves = list(_leaves(expected))
-        detail = "; ".join(repr(e) for e in leaves[:3])
+        detail = "; ".join(repr(e) for e in list(_leaves(expected))[:3])
     elif isinstance(expected, REDIS_DOWN):
         detail = repr(expected)
     else:
         log.error("hub backplane failed (retrying in %.1f s)", delay, exc_info=exc)
         return
-    log.warning("hub backplane: Redis unavailable (retrying in %.1f s): %s", delay, detail)
+    log.log(
+        logging.DEBUG if quiet else logging.WARNING,
+        "hub backplane: Redis unavailable (retrying every %.1f s at most; outgoing messages "
+        "are buffered): %s",
+        delay,
+        detail,
+    )
 
 
-def _leaves(group: BaseExceptionGroup[Any]) -> Any:
+def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
             yield from _leaves(exc)
         else:
             yield exc
+
+
+__all__ = ["Backplane", "CommandError", "Envelope", "decode_envelope", "encode_envelope"]
