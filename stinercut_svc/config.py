@@ -55,6 +55,13 @@ class Settings:
     ws_outbox_messages: int = 4096
     #: Redis pub/sub channel (and key prefix) the hub instances share
     redis_hub_channel: str = "stinercut:hub"
+    #: WebSocket hub: clients per instance (0 = only the file-descriptor ceiling)
+    ws_max_clients: int = 4096
+    #: WebSocket hub: clients per remote IP address (0 = no cap)
+    ws_max_clients_per_address: int = 0
+    #: file descriptors kept for HTTP and the service itself (the WebSocket cap
+    #: never eats into them, so health and the API stay reachable)
+    ws_fd_reserve: int = 128
 
     @property
     def is_sqlite(self) -> bool:
@@ -87,6 +94,11 @@ class Settings:
             ws_ping_timeout=_float(env, "WS_PING_TIMEOUT", 20.0, low=0.1, high=3600.0),
             ws_outbox_messages=_int(env, "WS_OUTBOX_MESSAGES", 4096, low=1, high=1_000_000),
             redis_hub_channel=_channel(env, "REDIS_HUB_CHANNEL", "stinercut:hub"),
+            ws_max_clients=_int(env, "WS_MAX_CLIENTS", 4096, low=0, high=1_000_000),
+            ws_max_clients_per_address=_int(
+                env, "WS_MAX_CLIENTS_PER_ADDRESS", 0, low=0, high=1_000_000
+            ),
+            ws_fd_reserve=_int(env, "WS_FD_RESERVE", 128, low=16, high=1_000_000),
         )
 
 

@@ -12,17 +12,23 @@ Claiming is safe on both backends:
   status = 'pending'`` (also used on MySQL, as a second belt) lets exactly one
   claimer win, told by the row count (MariaDB has no ``UPDATE … RETURNING``).
 
-Ownership: a claimed row records ``claimed_by`` (host:pid:token) and a
-``heartbeat_at`` the owner refreshes. Rows whose owner stopped heartbeating are
-recovered by any instance: back to ``pending`` once, ``failed`` the second time.
+Ownership: a claimed row records ``claimed_by`` (see :mod:`.owner`: host, boot,
+pid and process start time, token) and a ``heartbeat_at`` the owner refreshes.
+Rows whose owner stopped heartbeating, or whose owner process on this host is
+provably gone, are recovered by any *other* instance: back to ``pending`` once,
+``failed`` the second time. An instance never recovers its own claims: a job it
+is still finishing (say, waiting out a database outage to record completion) is
+live work, however old its heartbeat.
+
+Project status is never written here directly: every change of a job's state
+calls :func:`~stinercut_svc.services.project_status.refresh` in the same
+transaction.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,8 +36,10 @@ import attrs
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from ..models import Job, JobStatus, Project, ProjectStatus, Setting, Video, utcnow
+from ..models import Job, JobStatus, Project, Setting, Video, utcnow
 from ..models.asset import Asset
+from ..services import project_status
+from . import owner as owners
 from .options import MAX_CONCURRENT_KEY, MUSIC_FADE_KEY, SETTING_KEYS, RenderOptions
 
 INTERRUPTED_TWICE = "interrupted twice: the service stopped while rendering it, twice"
@@ -39,28 +47,13 @@ ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING)
 
 
 def new_owner_id() -> str:
-    """``host:pid:token``: unique per supervisor, readable in the table."""
-    return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
+    """This supervisor's ``claimed_by`` value (see :func:`.owner.new_owner_id`)."""
+    return owners.new_owner_id()
 
 
 def owner_is_dead(owner: str | None) -> bool:
-    """True when ``owner`` ran on this host in a process that no longer exists.
-
-    Owners on other hosts (or unreadable ones) are judged by their heartbeat only.
-    """
-    if not owner:
-        return True
-    host, _, rest = owner.partition(":")
-    pid_text, _, _token = rest.partition(":")
-    if host != socket.gethostname()[:80] or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # a live process of another user
-        return False
-    return False
+    """True when ``owner``'s process is provably gone (see :func:`.owner.owner_is_dead`)."""
+    return owners.owner_is_dead(owner)
 
 
 @attrs.frozen
@@ -83,8 +76,8 @@ def _project_uuid(session: Session, project_id: int) -> str:
     return session.scalars(select(Project.uuid).where(Project.id == project_id)).one()
 
 
-def _set_project_status(session: Session, project_id: int, status: ProjectStatus) -> None:
-    session.execute(update(Project).where(Project.id == project_id).values(status=status))
+def _refresh_project(session: Session, project_id: int) -> None:
+    project_status.refresh(session, project_id)
 
 
 # --- settings --------------------------------------------------------------------
@@ -150,7 +143,7 @@ def claim(session: Session, *, owner: str, running: int, mysql: bool) -> list[Jo
         job = session.get(Job, job_id)
         assert job is not None
         session.refresh(job)
-        _set_project_status(session, job.project_id, ProjectStatus.PROCESSING)
+        _refresh_project(session, job.project_id)
         claimed.append(_ref(job, _project_uuid(session, job.project_id)))
     return claimed
 
@@ -232,17 +225,23 @@ def finish(
     result = session.execute(
         _owned(job_id, owner).values(**values).execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
-        return None
     job = session.get(Job, job_id)
+    if result.rowcount != 1:
+        # Idempotent for completion: when a retry follows an attempt whose commit
+        # went through but whose answer was lost (the connection dropped), the row
+        # already says what this call wants it to say.
+        if (
+            job is not None
+            and status is JobStatus.COMPLETED
+            and job.status is JobStatus.COMPLETED
+            and job.output_path == output_path
+        ):
+            session.refresh(job)
+            return job
+        return None
     assert job is not None
     session.refresh(job)
-    project_status = {
-        JobStatus.COMPLETED: ProjectStatus.COMPLETED,
-        JobStatus.FAILED: ProjectStatus.ERROR,
-        JobStatus.CANCELLED: ProjectStatus.DRAFT,
-    }[status]
-    _set_project_status(session, job.project_id, project_status)
+    _refresh_project(session, job.project_id)
     return job
 
 
@@ -265,6 +264,7 @@ def requeue(session: Session, *, job_id: int, owner: str) -> Job | None:
     job = session.get(Job, job_id)
     assert job is not None
     session.refresh(job)
+    _refresh_project(session, job.project_id)
     return job
 
 
@@ -277,24 +277,53 @@ class Recovered:
     project_uuid: str
 
 
-def recover_stale(session: Session, *, stale_after: timedelta) -> list[Recovered]:
+def recover_stale(
+    session: Session,
+    *,
+    stale_after: timedelta,
+    me: str | None = None,
+    finished_output: Callable[[str, str], str | None] | None = None,
+    kill_leftovers: Callable[[str, str], int] | None = None,
+) -> list[Recovered]:
     """Processing jobs whose owner is gone: ``pending`` again once, then ``failed``.
 
     An owner is gone when its heartbeat is older than ``stale_after`` (any host)
-    or when it ran on this host in a process that no longer exists. A job whose
-    cancel was requested while its owner died simply becomes ``cancelled``.
+    or when it ran on this host in a process that no longer exists. ``me``'s own
+    claims are never touched: this instance knows its own jobs are alive.
+
+    For each job taken over: ``kill_leftovers(claimed_by, job_uuid)`` first stops
+    any ffmpeg the dead owner left behind, so a re-run never renders beside it;
+    ``finished_output(project_uuid, job_uuid)`` names the job's output when the
+    dead owner had already moved it into ``output/`` (it only ever moves complete
+    files there) — then the job is recorded ``completed`` instead of rendered again.
+    A job whose cancel was requested while its owner died simply becomes ``cancelled``.
     """
     cutoff = utcnow() - stale_after
-    candidates = session.scalars(select(Job).where(Job.status == JobStatus.PROCESSING)).all()
+    query = select(Job).where(Job.status == JobStatus.PROCESSING)
+    if me is not None:
+        query = query.where((Job.claimed_by != me) | Job.claimed_by.is_(None))
+    candidates = session.scalars(query).all()
     recovered: list[Recovered] = []
     for job in candidates:
         stale = job.heartbeat_at is None or job.heartbeat_at < cutoff
         if not stale and not owner_is_dead(job.claimed_by):
             continue
+        if kill_leftovers is not None and job.claimed_by:
+            kill_leftovers(job.claimed_by, job.uuid)
+        project_uuid = _project_uuid(session, job.project_id)
+        output = finished_output(project_uuid, job.uuid) if finished_output else None
         values: dict[str, Any] = {"claimed_by": None, "heartbeat_at": None}
-        if job.cancel_requested:
+        if output is not None:
+            values.update(
+                status=JobStatus.COMPLETED,
+                completed_at=utcnow(),
+                progress=100,
+                output_path=output,
+                error_message=None,
+                cancel_requested=False,
+            )
+        elif job.cancel_requested:
             values.update(status=JobStatus.CANCELLED, completed_at=utcnow(), cancel_requested=False)
-            project_status: ProjectStatus | None = ProjectStatus.DRAFT
         elif job.interruptions + 1 >= 2:
             values.update(
                 status=JobStatus.FAILED,
@@ -302,7 +331,6 @@ def recover_stale(session: Session, *, stale_after: timedelta) -> list[Recovered
                 interruptions=job.interruptions + 1,
                 error_message=INTERRUPTED_TWICE,
             )
-            project_status = ProjectStatus.ERROR
         else:
             values.update(
                 status=JobStatus.PENDING,
@@ -311,7 +339,6 @@ def recover_stale(session: Session, *, stale_after: timedelta) -> list[Recovered
                 progress=0,
                 render_path=None,
             )
-            project_status = None
         same_owner = (
             Job.claimed_by.is_(None) if job.claimed_by is None else Job.claimed_by == job.claimed_by
         )
@@ -324,9 +351,8 @@ def recover_stale(session: Session, *, stale_after: timedelta) -> list[Recovered
         if result.rowcount != 1:
             continue
         session.refresh(job)
-        if project_status is not None:
-            _set_project_status(session, job.project_id, project_status)
-        recovered.append(Recovered(job.to_api(), _project_uuid(session, job.project_id)))
+        _refresh_project(session, job.project_id)
+        recovered.append(Recovered(job.to_api(), project_uuid))
     return recovered
 
 
@@ -461,7 +487,7 @@ def request_cancel(session: Session, job_uuid: str) -> CancelOutcome | None:
         .execution_options(synchronize_session=False)
     )
     if done.rowcount == 1:
-        _set_project_status(session, job.project_id, ProjectStatus.DRAFT)
+        _refresh_project(session, job.project_id)
         action = "cancelled_pending"
     else:
         asked = session.execute(

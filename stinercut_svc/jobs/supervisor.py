@@ -25,6 +25,19 @@ Two kinds of cancellation reach a job, and they end differently:
 
 Any other error ends the job ``failed`` with a message; nothing escapes into the
 app nursery, whose death would silently stop every background task.
+
+Completion survives a database outage. Once ffmpeg is done the file is moved to
+``output/`` and recording ``completed`` is retried with backoff until the
+database answers — shielded from the job's scope (a cancel is moot now) and from
+the app's, but bounded by the service's life: at shutdown it gets
+``cleanup_timeout_s`` more, then gives up; the next start's recovery then finds
+the file in ``output/`` and records the job completed without rendering it
+again. The job stays in :attr:`Supervisor.running` the whole time, so its claim
+keeps its heartbeat, and recovery never treats this instance's claims as a dead
+instance's.
+
+Project status is derived from the jobs (:mod:`stinercut_svc.services.project_status`),
+in the same transaction as each job change.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ from ..media.probe import ProbeError, probe
 from ..media.runner import Progress, ToolError, ToolMissingError, run_ffmpeg
 from ..models import JobStatus
 from ..storage import UnsafePathError
+from . import owner as owners
 from . import queue
 from .options import resolve, setting_overrides
 from .plan import (
@@ -84,10 +98,16 @@ class Timing:
     kill_grace_s: float = 2.0  # SIGTERM → SIGKILL
     publish_timeout_s: float = 1.0
     progress_interval_s: float = 1.0
+    commit_retry_first_s: float = 0.2  # recording completion during an outage: backoff
+    commit_retry_max_s: float = 2.0  # short cap: the record must land soon after recovery
 
 
 class RenderFailure(Exception):
     """A job cannot be rendered; the message is stored as the job's error."""
+
+
+class _CommitAbandoned(Exception):
+    """Shutdown came before the database took a completion: leave the row as it is."""
 
 
 @attrs.define(eq=False)
@@ -99,8 +119,12 @@ class RunningJob:
     reason: str | None = None
     #: A terminal status (completed/failed) has been written: a late cancel is moot.
     finished: bool = False
+    #: The output is in ``output/``; only recording completion is left.
+    committing: bool = False
 
     def cancel(self, reason: str) -> None:
+        if self.committing:
+            return  # the render is done and its file in place: it completes
         if self.reason is None:
             self.reason = reason
         self.scope.cancel()
@@ -118,6 +142,9 @@ class Supervisor:
         self.started = trio.Event()  # recovery done, claiming
         #: Uuids of the jobs this instance claimed lately (diagnostics, tests).
         self.claimed: collections.deque[str] = collections.deque(maxlen=1000)
+        #: Shielded scopes recording completions; shutdown bounds them.
+        self._commit_scopes: set[trio.CancelScope] = set()
+        self._stopping = False
 
     # --- API for the routes ---------------------------------------------------
 
@@ -149,14 +176,23 @@ class Supervisor:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch)
             self.started.set()
-            while True:
-                try:
-                    await self._fill_slots(nursery)
-                except Exception as exc:  # database down: keep the loop, try again
-                    log.warning("claiming jobs failed: %s", exc)
-                with trio.move_on_after(self.timing.claim_poll_s):
-                    await self._wakeup.wait()
-                self._wakeup = trio.Event()
+            try:
+                while True:
+                    try:
+                        await self._fill_slots(nursery)
+                    except Exception as exc:  # database down: keep the loop, try again
+                        log.warning("claiming jobs failed: %s", exc)
+                    with trio.move_on_after(self.timing.claim_poll_s):
+                        await self._wakeup.wait()
+                    self._wakeup = trio.Event()
+            finally:
+                # Shutdown: completions still being recorded get a last, bounded chance.
+                self._stopping = True
+                for scope in self._commit_scopes:
+                    self._bound_commit(scope)
+
+    def _bound_commit(self, scope: trio.CancelScope) -> None:
+        scope.deadline = min(scope.deadline, trio.current_time() + self.timing.cleanup_timeout_s)
 
     async def _fill_slots(self, nursery: trio.Nursery) -> None:
         claimed = await self.app.db.run(
@@ -212,7 +248,15 @@ class Supervisor:
     async def _recover(self, *, startup: bool) -> None:
         stale = timedelta(seconds=self.timing.stale_after_s)
         try:
-            recovered = await self.app.db.run(partial(queue.recover_stale, stale_after=stale))
+            recovered = await self.app.db.run(
+                partial(
+                    queue.recover_stale,
+                    stale_after=stale,
+                    me=self.owner,
+                    finished_output=self._finished_output,
+                    kill_leftovers=self._kill_leftovers,
+                )
+            )
         except Exception as exc:
             log.warning("job recovery failed: %s", exc)
             return
@@ -234,6 +278,18 @@ class Supervisor:
                 return
             if removed:
                 log.info("removed %d orphan render folder(s) from temp/", removed)
+
+    def _finished_output(self, project_uuid: str, job_uuid: str) -> str | None:
+        """The stored path of a job's output if a (dead) owner already moved it in place."""
+        final = self.app.storage.output / project_uuid / f"{job_uuid}.mp4"
+        return self.app.storage.relative(final) if final.is_file() else None
+
+    @staticmethod
+    def _kill_leftovers(owner: str, job_uuid: str) -> int:
+        killed = owners.kill_leftovers(owner, job_uuid)
+        if killed:
+            log.warning("job %s: killed %d leftover process(es) of %s", job_uuid, killed, owner)
+        return killed
 
     def _remove_orphan_temp(self, live: set[str]) -> int:
         removed = 0
@@ -336,11 +392,14 @@ class Supervisor:
                 binary=self.app.settings.ffmpeg,
                 on_progress=reporter,
                 grace=self.timing.kill_grace_s,
+                tag=owners.job_tag(self.owner, ref.uuid),
             )
             # The file is complete: a cancel landing now must not lose it half-moved.
             with trio.CancelScope(shield=True):
                 await self._commit(job, temp / OUTPUT_NAME, plan, reporter)
             log.info("job %s completed in %.1f s", ref.uuid, trio.current_time() - started)
+        except _CommitAbandoned:
+            job.finished = True  # nothing more to write: recovery owns the row now
         except (RenderFailure, queue.ContextError, PlanError, ProbeError) as exc:
             await self._fail(job, str(exc))
         except ToolError as exc:
@@ -391,7 +450,7 @@ class Supervisor:
                 nursery.start_soon(probe_one, label, path)
         if failures:
             raise RenderFailure(failures[0])
-        sources = [Source(path, infos[path], label) for (label, _), path in zip(wanted, paths)]
+        sources = [Source(path, infos[path], label) for (label, _), path in zip(wanted, paths, strict=True)]
         clip_sources = sources[: len(context.clips)]
         asset_sources = dict(zip(context.assets, sources[len(context.clips) :], strict=True))
         segments = [
@@ -429,15 +488,15 @@ class Supervisor:
         ref = job.ref
         final = self.app.storage.output / ref.project_uuid / f"{ref.uuid}.mp4"
         await trio.to_thread.run_sync(_move, produced, final)
-        row = await self.app.db.run(
-            partial(
-                queue.finish,
-                job_id=ref.id,
-                owner=self.owner,
-                status=JobStatus.COMPLETED,
-                output_path=self.app.storage.relative(final),
-            )
+        job.committing = True
+        finish = partial(
+            queue.finish,
+            job_id=ref.id,
+            owner=self.owner,
+            status=JobStatus.COMPLETED,
+            output_path=self.app.storage.relative(final),
         )
+        row = await self._record_completion(job, finish)
         if row is None:  # the row went away (project deleted) or was taken over
             await trio.to_thread.run_sync(partial(final.unlink, missing_ok=True))
             job.reason = job.reason or "lost"
@@ -445,6 +504,46 @@ class Supervisor:
         job.finished = True
         await reporter.publish(100, speed=reporter.last_speed, eta=0.0)
         await self._publish_status(row.to_api(), ref.project_uuid)
+
+    async def _record_completion(self, job: RunningJob, finish: Any) -> Any:
+        """Run ``finish`` until the database takes it: retried through an outage.
+
+        Called shielded (the file is already in ``output/``). Bounded only by the
+        service's life: :meth:`_serve` gives it ``cleanup_timeout_s`` once shutdown
+        starts. Giving up raises :class:`_CommitAbandoned`; the row then stays
+        ``processing`` with this claim and the next start's recovery records it
+        completed from the file in ``output/``.
+        """
+        delay = self.timing.commit_retry_first_s
+        attempts = 0
+        with trio.CancelScope() as scope:
+            self._commit_scopes.add(scope)
+            if self._stopping:
+                self._bound_commit(scope)
+            try:
+                while True:
+                    try:
+                        return await self.app.db.run(finish)
+                    except Exception as exc:
+                        attempts += 1
+                        if attempts == 1:
+                            log.warning(
+                                "job %s: recording completion failed (%s); retrying until the "
+                                "database is back",
+                                job.ref.uuid,
+                                exc,
+                            )
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, self.timing.commit_retry_max_s)
+            finally:
+                self._commit_scopes.discard(scope)
+        log.warning(
+            "job %s: completion not recorded before shutdown (%d attempts); the next start "
+            "records it from output/",
+            job.ref.uuid,
+            attempts,
+        )
+        raise _CommitAbandoned(job.ref.uuid)
 
     async def _fail(self, job: RunningJob, message: str) -> None:
         log.warning("job %s failed: %s", job.ref.uuid, message)

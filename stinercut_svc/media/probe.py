@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .runner import ToolError, ToolMissingError, run_capture
+from .runner import PROTOCOL_WHITELIST, ToolError, ToolMissingError, run_capture
 
 PROBE_TIMEOUT_S = 30.0
 
@@ -83,6 +83,9 @@ async def probe(path: Path, *, ffprobe: str = "ffprobe") -> MediaInfo:
         "json",
         "-show_format",
         "-show_streams",
+        # Local files only, also for what a playlist (HLS, concat list) names.
+        "-protocol_whitelist",
+        PROTOCOL_WHITELIST,
         "--",
         str(path),
     ]

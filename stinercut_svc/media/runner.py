@@ -13,22 +13,41 @@ Cancellation: both run the child inside the caller's cancel scope via
 treats it like ``q``: it stops reading input and closes the output), then SIGKILL
 after ``grace`` seconds if it has not exited. The call returns only once the child
 has been reaped, so no ffmpeg outlives the task that started it.
+
+No tool outlives the *service* either: every child runs behind
+:mod:`~stinercut_svc.media.guard`, which holds the read end of a pipe whose write
+end only this process holds (the lifeline). When the service dies — SIGKILL, the
+OOM killer — the guard sees EOF and kills its process group within milliseconds.
+
+Every input is opened with ``-protocol_whitelist file``: a playlist (HLS, concat
+list) inside user media may name only local files, never ``http:``, ``tcp:`` and
+the like — whatever the ffmpeg build's defaults are. :func:`restrict_inputs`
+puts the option before each ``-i`` of an ffmpeg command line;
+``probe`` passes it to ffprobe itself.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
 
 DEFAULT_GRACE_S = 2.0
 STDERR_TAIL_LINES = 20
+#: Protocols an input (and anything a playlist inside it names) may use.
+PROTOCOL_WHITELIST = "file"
+GUARD_SCRIPT = str(Path(__file__).with_name("guard.py"))
 
 
 class ToolError(RuntimeError):
@@ -66,7 +85,11 @@ class Progress:
 
 
 async def _terminate(process: trio.Process, grace: float) -> None:
-    """SIGTERM, then SIGKILL if the child is still there after ``grace`` seconds."""
+    """SIGTERM, then SIGKILL if the child is still there after ``grace`` seconds.
+
+    The guard passes SIGTERM on to the tool; the SIGKILL goes to the guard's whole
+    process group (the guard leads it and is not reaped yet, so the id is ours).
+    """
     try:
         process.send_signal(signal.SIGTERM)
     except ProcessLookupError:
@@ -74,7 +97,60 @@ async def _terminate(process: trio.Process, grace: float) -> None:
     with trio.move_on_after(grace):
         await process.wait()
         return
-    process.kill()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+
+
+# --- the lifeline and the guard ---------------------------------------------------
+
+_lifeline_lock = threading.Lock()
+_lifeline: tuple[int, int, int] | None = None  # (owner pid, read fd, write fd)
+
+
+def lifeline_fd() -> int:
+    """The read end of this process's lifeline pipe (created on first use).
+
+    Both ends are close-on-exec; the read end reaches a guard only through
+    ``pass_fds``. The write end is never written and never closed: the kernel
+    closes it when this process ends, which is the whole point. A forked copy
+    of the service (several workers) makes its own.
+    """
+    global _lifeline
+    with _lifeline_lock:
+        if _lifeline is None or _lifeline[0] != os.getpid():
+            read_fd, write_fd = os.pipe()
+            _lifeline = (os.getpid(), read_fd, write_fd)
+        return _lifeline[1]
+
+
+def guarded(argv: Sequence[str], *, tag: str = "-") -> list[str]:
+    """``argv`` behind the guard: killed when this service process dies."""
+    return [sys.executable, "-I", "-S", GUARD_SCRIPT, str(lifeline_fd()), tag, "--", *argv]
+
+
+def _spawn_options() -> dict[str, Any]:
+    return {"pass_fds": (lifeline_fd(),), "process_group": 0}
+
+
+def restrict_inputs(args: Sequence[str]) -> list[str]:
+    """Put ``-protocol_whitelist file`` before each ``-i`` that does not have one.
+
+    Input options sit between the previous input (or the start) and their
+    ``-i``; an explicit whitelist there is left as the caller wrote it.
+    """
+    result: list[str] = []
+    pending_options: list[str] = []
+    for index, arg in enumerate(args):
+        is_input = arg == "-i" and index + 1 < len(args) and (index == 0 or args[index - 1] != "-i")
+        if is_input and "-protocol_whitelist" not in pending_options:
+            result += ["-protocol_whitelist", PROTOCOL_WHITELIST]
+        result.append(arg)
+        pending_options.append(arg)
+        if is_input:
+            pending_options = []
+    return result
 
 
 def _require(binary: str) -> str:
@@ -96,16 +172,17 @@ def _single(group: BaseExceptionGroup) -> BaseException:
 
 async def run_capture(argv: Sequence[str], *, timeout: float) -> Captured:
     """Run a short tool call; raise :class:`ToolTimeoutError`/:class:`ToolMissingError`."""
-    argv = [_require(argv[0]), *argv[1:]]
+    argv = [_require(argv[0]), *restrict_inputs(argv[1:])]
     try:
         with trio.fail_after(timeout):
             done = await trio.run_process(
-                list(argv),
+                guarded(argv),
                 capture_stdout=True,
                 capture_stderr=True,
                 check=False,
                 stdin=subprocess.DEVNULL,
                 deliver_cancel=partial(_terminate, grace=0.5),
+                **_spawn_options(),
             )
     except trio.TooSlowError:
         raise ToolTimeoutError(
@@ -120,11 +197,14 @@ async def run_ffmpeg(
     binary: str = "ffmpeg",
     on_progress: Callable[[Progress], Awaitable[None]] | None = None,
     grace: float = DEFAULT_GRACE_S,
+    tag: str = "-",
 ) -> None:
     """Run ``ffmpeg <args>`` to completion, reporting progress; raise :class:`ToolError`.
 
     ``args`` are ffmpeg's inputs, filters and outputs; this function adds the
-    flags that make it non-interactive and machine-readable.
+    flags that make it non-interactive and machine-readable, and the protocol
+    whitelist to every input. ``tag`` goes on the guard's command line (the
+    supervisor's owner and job, so recovery can find leftovers).
     """
     argv = [
         _require(binary),
@@ -135,7 +215,7 @@ async def run_ffmpeg(
         "error",
         "-progress",
         "pipe:1",
-        *args,
+        *restrict_inputs(args),
     ]
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     try:
@@ -143,12 +223,13 @@ async def run_ffmpeg(
             process: trio.Process = await nursery.start(
                 partial(
                     trio.run_process,
-                    argv,
+                    guarded(argv, tag=tag),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     check=False,
                     deliver_cancel=partial(_terminate, grace=grace),
+                    **_spawn_options(),
                 )
             )
             assert process.stdout is not None and process.stderr is not None

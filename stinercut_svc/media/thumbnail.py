@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trio
 
-from .runner import ToolError, ToolMissingError, run_capture
+from .runner import PROTOCOL_WHITELIST, ToolError, ToolMissingError, run_capture
 
 THUMBNAIL_TIMEOUT_S = 60.0
 THUMBNAIL_MAX_SIDE = 480
@@ -46,7 +46,7 @@ async def make_thumbnail(
         for at in seek_points(duration):
             argv = [
                 ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                "-ss", f"{at:.3f}", "-i", str(source),
+                "-ss", f"{at:.3f}", "-protocol_whitelist", PROTOCOL_WHITELIST, "-i", str(source),
                 "-map", "0:v:0", "-frames:v", "1", "-an", "-sn", "-dn",
                 "-vf",
                 # Fit in a 480 px box without enlarging small clips.

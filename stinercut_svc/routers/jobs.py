@@ -38,6 +38,7 @@ from ..jobs.options import RenderOptions, merge, project_options
 from ..jobs.supervisor import status_message
 from ..models import Asset, Job, JobStatus, Project, Video
 from ..openapi import StrictModel, validation_failure
+from ..services import project_status
 from ..storage import Storage, UnsafePathError
 from .docs import DeletedOut, JobOut, errors
 from .params import parse_uuid
@@ -299,7 +300,9 @@ async def delete_job(uuid: str) -> dict[str, Any]:
                 status=job.status.value,
             )
         output = job.output_path
+        project_id = job.project_id
         session.delete(job)
+        project_status.refresh(session, project_id)  # its video may have been the last
         return output
 
     output = await app.db.run(remove)

@@ -10,11 +10,9 @@ import os
 from pathlib import Path
 
 
-def media_children(*names: str) -> list[int]:
-    """PIDs of this process's live children running ffmpeg/ffprobe (from /proc)."""
-    names = names or ("ffmpeg", "ffprobe")
-    me = os.getpid()
-    found = []
+def _proc_table() -> dict[int, tuple[str, int, str]]:
+    """pid → (command name, parent pid, state) for every process (from /proc)."""
+    table: dict[int, tuple[str, int, str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -24,10 +22,45 @@ def media_children(*names: str) -> list[int]:
             continue
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        state, ppid = fields[0], int(fields[1])
-        if ppid == me and comm in names and state != "Z":
-            found.append(int(entry.name))
+        table[int(entry.name)] = (comm, int(fields[1]), fields[0])
+    return table
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (children, grandchildren, ...)."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _state) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
     return found
+
+
+def media_children(*names: str, root: int | None = None) -> list[int]:
+    """PIDs of live ffmpeg/ffprobe processes below ``root`` (default: this process).
+
+    Descendants, not only children: the service runs each tool behind a guard
+    process (``stinercut_svc/media/guard.py``), so ffmpeg is a grandchild.
+    """
+    names = names or ("ffmpeg", "ffprobe")
+    table = _proc_table()
+    below = descendants(os.getpid() if root is None else root)
+    return sorted(
+        pid for pid in below if pid in table and table[pid][0] in names and table[pid][2] != "Z"
+    )
+
+
+def processes_named(*names: str) -> list[int]:
+    """Every live (not zombie) process on the machine with one of these command names."""
+    return sorted(
+        pid for pid, (comm, _, state) in _proc_table().items() if comm in names and state != "Z"
+    )
 
 
 def memory_kib(pid: int) -> dict[str, int]:
