@@ -1,9 +1,11 @@
 """Command line: ``stinercut serve`` (default) and ``stinercut migrate``.
 
-``serve`` runs the app under Hypercorn's trio worker in this process. SIGINT and
-SIGTERM trigger Hypercorn's graceful shutdown: open requests get a short grace
-period, then the app nursery is cancelled, which stops every background task
-and subprocess it owns.
+``serve`` runs the one-port server (``server.py``) in this process: the WebSocket
+hub and Hypercorn's HTTP on one listener. SIGINT and SIGTERM shut down in order:
+stop accepting, open requests get a short grace period, the app's lifespan ends
+(its nursery is cancelled, which stops every background task and subprocess it
+owns; the supervisor publishes final job states), WebSocket clients get what was
+queued for them and a 1001 close.
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ import sys
 from collections.abc import Sequence
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
 from . import SERVICE_NAME, __version__, schema
 from .config import ConfigError, Settings
 from .database import Database
+from .server import GRACEFUL_TIMEOUT_S, hypercorn_config
+from .server import serve as serve_app
 
 log = logging.getLogger("stinercut_svc")
 
-GRACEFUL_TIMEOUT_S = 2.0
+__all__ = ["GRACEFUL_TIMEOUT_S", "hypercorn_config", "main", "serve"]
 EXIT_CONFIG = 2
 
 
@@ -66,27 +68,6 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
-def hypercorn_config(settings: Settings) -> HypercornConfig:
-    config = HypercornConfig()
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    config.bind = [f"{host}:{settings.port}"]
-    config.graceful_timeout = GRACEFUL_TIMEOUT_S
-    # Let frames a little over the hub's limit reach the app, which closes with
-    # 1009 and a reason; Hypercorn caps anything beyond that before buffering it.
-    config.websocket_max_message_size = 2 * settings.ws_max_message_bytes
-    # Protocol-level pings keep idle connections open through proxies and NAT;
-    # liveness itself is the hub's application-level keepalive.
-    if settings.ws_ping_interval:
-        config.websocket_ping_interval = settings.ws_ping_interval
-    # Hypercorn builds every access-log line before the logger's level is checked,
-    # so the access log is wired only when it will be written (LOG_LEVEL INFO/DEBUG).
-    if logging.getLevelName(settings.log_level) <= logging.INFO:
-        config.accesslog = logging.getLogger("stinercut_svc.access")
-    config.errorlog = logging.getLogger("stinercut_svc.server")
-    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
-    return config
-
-
 async def serve(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully."""
     from .app import create_app
@@ -100,7 +81,7 @@ async def serve(settings: Settings) -> None:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 return
 
-        await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)
+        await serve_app(app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)
     log.info("stopped")
 
 

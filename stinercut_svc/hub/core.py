@@ -1,26 +1,30 @@
-"""The WebSocket hub: client registry, routing rules, bounded outboxes, ``publish``.
+"""The hub: client registry, routing, bounded outboxes, keepalive, ``publish``.
 
-Protocol (kept from the seed design; the frontend and the detector speak it)::
+Concurrency: every connection is one reader task and one writer task joined by
+the client's outbox (``connection.py``). Routing never awaits: a message is
+encoded and framed **once** (:class:`Outgoing`) and the same object is appended
+to each recipient's outbox, so one stuck socket can never delay the others. A
+writer wakes, takes its whole backlog and sends it with one ``send_all``.
 
-    {"command": "namespace:action", "sender": ..., "target": "all|frontend|detector", "data": {}}
+Bounds and liveness:
 
-* ``target`` missing means ``all``. ``all`` reaches every client whose type differs
-  from the sender's; ``frontend``/``detector`` reach every client of that type except
-  the sending connection itself.
-* The hub overwrites ``sender`` with the connection's real type (``backend`` for the
-  service's own messages) and adds an ISO-8601 UTC ``timestamp`` ending in ``Z``
-  when the message has none.
-* ``hub:ping``/``hub:pong`` belong to the hub (keepalive, never routed); problems with
-  a client's input come back to that client only, as ``hub:error``.
+* A client that stopped reading is closed with 1013 and leaves the registry at
+  once when either a socket write has waited ``ping_timeout``, or its outbox is
+  full (the hard memory bound; a burst to a slower but healthy reader fits).
+* Keepalive is a WebSocket *protocol* ping, which browsers and the detector's
+  ``websocket-client`` answer without application code: after ``ping_interval``
+  seconds with no inbound bytes the hub sends one; any inbound bytes (the pong,
+  or data) count as an answer; none within ``ping_timeout`` → close 1011 and the
+  TCP connection is aborted. The application ``hub:ping`` is answered with
+  ``hub:pong`` but never sent unasked.
+* Any close (1008, 1009, 1011, 1013, 1001, ...) removes the client from the
+  registry at once; its writer then gets ``CLOSE_GRACE_S`` to send what it
+  must and the close frame, and the peer ``CLOSE_GRACE_S`` to answer it,
+  before the socket is aborted: the file descriptor is released within about
+  two seconds whatever the peer does.
 
-Concurrency: every connection is one reader task and one writer task (``serve``),
-joined by a bounded outbox. Routing never awaits: it puts the message, encoded
-once, into each recipient's outbox with ``send_nowait``, so one stuck socket can
-never delay the others. A client that stopped reading is closed with 1013 and
-leaves the registry at once when either its writer has waited ``ping_timeout``
-on one socket write, or its outbox is full (the hard memory bound: a burst to a
-slower but healthy reader fits in it). The writer is the only task that sends on
-a socket, so a close frame never races a data frame.
+``target: "backend"`` messages go to handlers registered with :meth:`Hub.handle`;
+they run in the hub's nursery, at most ``MAX_BACKEND_TASKS`` at a time.
 
 With a :class:`~stinercut_svc.backplane.Backplane` attached (``REDIS_URL``), every
 routed message also goes to Redis, and messages from other instances are
@@ -29,42 +33,53 @@ delivered to local clients only; see ``backplane.py``.
 
 from __future__ import annotations
 
+import collections
 import itertools
-import json
 import logging
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from .config import Settings
+from ..config import Settings
+from .protocol import (
+    BACKEND,
+    CLIENT_TYPES,
+    CLOSE_GOING_AWAY,
+    CLOSE_KEEPALIVE,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
+    DETECTOR,
+    FRONTEND,
+    PING,
+    PONG,
+    TARGETS,
+    MessageError,
+    encode,
+    error_frame,
+    frame_bytes,
+    hub_frame,
+    parse_client_message,
+    truncate_reason,
+    utc_timestamp,
+)
+from .wire import PING_FRAME, text_frame
 
 if TYPE_CHECKING:
-    from .backplane import Backplane
+    from ..backplane import Backplane
 
-log = logging.getLogger(__name__)
-
-FRONTEND = "frontend"
-DETECTOR = "detector"
-BACKEND = "backend"
-CLIENT_TYPES = (FRONTEND, DETECTOR)
-TARGETS = ("all", FRONTEND, DETECTOR)
-
-PING = "hub:ping"
-PONG = "hub:pong"
-ERROR = "hub:error"
-
-# RFC 6455 close codes the hub uses.
-CLOSE_POLICY = 1008  # unknown client type, bad detector token
-CLOSE_TOO_BIG = 1009  # frame above WS_MAX_MESSAGE_BYTES
-CLOSE_KEEPALIVE = 1011  # no answer to hub:ping (the usual code for a ping timeout)
-CLOSE_TRY_AGAIN = 1013  # outbox overflow: the client did not read fast enough
-MAX_CLOSE_REASON_BYTES = 123  # control frames carry 125 bytes, two of them the code
+log = logging.getLogger("stinercut_svc.hub")
 
 _MIB = 1024**2
+#: After a close is requested: time to finish the write in progress and send the
+#: close frame, then again for the peer's close answer, before the socket is aborted.
+CLOSE_GRACE_S = 1.0
+#: At shutdown: time to flush every client's outbox before the 1001 close.
+SHUTDOWN_FLUSH_S = 1.0
+#: Backend handlers running at once; more are dropped with a warning.
+MAX_BACKEND_TASKS = 64
 
 
 @attrs.frozen
@@ -75,9 +90,13 @@ class HubLimits:
     outbox_messages: int = 4096
     outbox_bytes: int = 16 * _MIB
     ping_interval: float = 30.0  # 0 turns keepalive pings off
-    #: how long a client may stay unresponsive: no answer to hub:ping, or one
-    #: frame that could not be written to its socket (it stopped reading)
+    #: how long a client may stay unresponsive: no answer to a protocol ping,
+    #: or one write that could not be completed on its socket (it stopped reading)
     ping_timeout: float = 20.0
+    #: WebSocket clients on this instance; 0 = no cap of its own (the fd ceiling stays)
+    max_clients: int = 4096
+    #: WebSocket clients from one IP address; 0 = no cap
+    max_clients_per_address: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubLimits:
@@ -90,12 +109,14 @@ class HubLimits:
             outbox_bytes=max(2 * settings.ws_max_message_bytes, 16 * _MIB),
             ping_interval=settings.ws_ping_interval,
             ping_timeout=settings.ws_ping_timeout,
+            max_clients=settings.ws_max_clients,
+            max_clients_per_address=settings.ws_max_clients_per_address,
         )
 
 
 @attrs.frozen
 class Routed:
-    """A message on its way: encoded once, the same string queued for every recipient.
+    """A message on its way (also what crosses the Redis backplane).
 
     ``exclude`` is the id of the sending connection on this instance (``None`` for
     the backend and for messages from other instances).
@@ -107,10 +128,35 @@ class Routed:
     exclude: int | None = None
 
 
+@attrs.define(slots=True)
+class Outgoing:
+    """One message as queued: built once, shared by every recipient's outbox.
+
+    ``text`` is the JSON (for connections served through Quart); ``wire`` is the
+    complete WebSocket frame (for the hub's own connections). Control frames
+    (protocol ping/pong) have no ``text``.
+    """
+
+    text: str | None
+    wire: bytes
+
+    @classmethod
+    def message(cls, text: str) -> Outgoing:
+        return cls(text, text_frame(text.encode("ascii")))
+
+    @classmethod
+    def control(cls, wire: bytes) -> Outgoing:
+        return cls(None, wire)
+
+
+PING_OUT = Outgoing.control(PING_FRAME)
+
+
 @attrs.frozen
 class CloseRequest:
-    code: int
+    code: int | None  # None: the peer is gone, no close frame is sent
     reason: str
+    flush: bool = False  # send what is queued first (shutdown)
 
 
 @attrs.frozen
@@ -128,84 +174,121 @@ class ClientCounts:
         return self.frontend + self.detector
 
 
-class Transport(Protocol):
-    """The part of a WebSocket the hub uses (Quart's ``websocket`` object fits)."""
+@attrs.frozen
+class BackendMessage:
+    """A client's message with ``target: "backend"``, as a handler gets it."""
 
-    async def receive(self) -> str | bytes: ...
+    command: str
+    data: dict[str, Any]
+    sender: str  # the client's type
+    client_id: int
+    message: dict[str, Any]  # the whole validated message (extra fields kept)
 
-    async def send(self, data: str) -> None: ...
 
-    async def close(self, code: int, reason: str = "") -> None: ...
+BackendHandler = Callable[[BackendMessage], Awaitable[None]]
 
 
-class MessageError(Exception):
-    """A client's frame the hub cannot route; answered with ``hub:error``."""
+class Refused(Exception):
+    """A connection the hub will not take now (a cap is reached)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
 
 class Client:
     """One connection: its type, its bounded outbox and its liveness bookkeeping."""
 
-    def __init__(self, client_id: int, client_type: str, peer: str, limits: HubLimits) -> None:
+    def __init__(
+        self,
+        client_id: int,
+        client_type: str,
+        peer: str,
+        address: str,
+        limits: HubLimits,
+        *,
+        protocol_pings: bool,
+    ) -> None:
         self.id = client_id
         self.type = client_type
         self.peer = peer
+        self.address = address
+        #: the hub's own connections answer protocol pings visibly; Quart's do not
+        self.protocol_pings = protocol_pings
         now = trio.current_time()
         self.connected_at = now
-        #: trio clock time of the last frame received from the client
+        #: trio clock time of the last bytes received from the client
         self.last_seen = now
-        #: set when a hub:ping went out and nothing has come back since
+        #: set when a protocol ping went out and nothing has come back since
         self.ping_sent_at: float | None = None
-        #: set while the writer is inside a socket send (Hypercorn blocks it when
-        #: the client stops reading and the TCP buffers are full)
+        #: protocol pings sent (keepalive probes)
+        self.pings_sent = 0
+        #: set while the writer is inside a socket send
         self.sending_since: float | None = None
+        #: the scope around the writer's current send: a close gives it a deadline
+        self.send_scope: trio.CancelScope | None = None
         self.close_request: CloseRequest | None = None
+        #: set once the connection's tasks are gone and its socket is closed
+        self.done = trio.Event()
+        self._max_messages = limits.outbox_messages
         self._max_bytes = limits.outbox_bytes
+        self._queue: collections.deque[Outgoing] = collections.deque()
         self._queued_bytes = 0
-        self._send, self._receive = trio.open_memory_channel[str](limits.outbox_messages)
+        self._wakeup: trio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<{self.type} #{self.id} {self.peer}>"
 
     @property
     def queued(self) -> int:
-        return self._send.statistics().current_buffer_used
+        return len(self._queue)
 
-    def offer(self, frame: str) -> bool:
-        """Queue ``frame`` without waiting; ``False`` means the outbox is full."""
+    def offer(self, item: Outgoing) -> bool:
+        """Queue ``item`` without waiting; ``False`` means the outbox is full."""
         if self.close_request is not None:
             return True  # on its way out: nothing more is queued, and that is not an overflow
-        size = len(frame)  # frames are ASCII-only JSON, so characters == bytes
-        if self._queued_bytes + size > self._max_bytes:
+        size = len(item.wire)
+        if len(self._queue) >= self._max_messages or self._queued_bytes + size > self._max_bytes:
             return False
-        try:
-            self._send.send_nowait(frame)
-        except trio.WouldBlock:
-            return False
+        self._queue.append(item)
         self._queued_bytes += size
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
         return True
 
-    def request_close(self, code: int, reason: str) -> bool:
+    def request_close(self, code: int | None, reason: str, *, flush: bool = False) -> bool:
         """Ask the writer to stop and close; ``True`` only for the first request."""
         if self.close_request is not None:
             return False
-        self.close_request = CloseRequest(code, _truncate_reason(reason))
-        # Wakes a writer waiting for a frame; anything still queued is dropped by it.
-        self._send.close()
+        self.close_request = CloseRequest(code, truncate_reason(reason), flush)
+        if not flush:
+            self._queue.clear()
+            self._queued_bytes = 0
+        deadline = trio.current_time() + (SHUTDOWN_FLUSH_S if flush else CLOSE_GRACE_S)
+        if self.send_scope is not None:
+            self.send_scope.deadline = min(self.send_scope.deadline, deadline)
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
         return True
 
-    async def next_frame(self) -> str | None:
-        """The next frame to send, or ``None`` once the connection is to be closed."""
-        try:
-            frame = await self._receive.receive()
-        except trio.EndOfChannel:
+    async def take(self) -> list[Outgoing] | None:
+        """Everything queued (waiting for at least one item), or ``None`` once the
+        connection is to be closed and nothing more is to be sent."""
+        while not self._queue:
+            if self.close_request is not None:
+                return None
+            self._wakeup = trio.Event()
+            await self._wakeup.wait()
+        if self.close_request is not None and not self.close_request.flush:
             return None
-        self._queued_bytes -= len(frame)
-        return None if self.close_request is not None else frame
+        batch = list(self._queue)
+        self._queue.clear()
+        self._queued_bytes = 0
+        return batch
 
 
 class Hub:
@@ -215,15 +298,24 @@ class Hub:
         self.limits = limits or HubLimits()
         self.instance_id = instance_id or uuid.uuid4().hex
         self.backplane: Backplane | None = None
+        #: clients that may receive messages, per type
         self._by_type: dict[str, dict[int, Client]] = {t: {} for t in CLIENT_TYPES}
+        #: every connection whose tasks still run (closing ones included)
+        self._connections: dict[int, Client] = {}
+        self._per_address: collections.Counter[str] = collections.Counter()
         self._ids = itertools.count(1)
         self._on_counts_changed: Callable[[], None] = lambda: None
+        self._handlers: dict[str, BackendHandler] = {}
+        self._nursery: trio.Nursery | None = None
+        self._backend_tasks = 0
+        #: cap derived from the file-descriptor limit (set by the one-port server)
+        self.fd_ceiling: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Hub:
         hub = cls(HubLimits.from_settings(settings))
         if settings.redis_url:
-            from .backplane import Backplane
+            from ..backplane import Backplane
 
             hub.attach(
                 Backplane(
@@ -243,40 +335,90 @@ class Hub:
     # -- lifetime ------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The hub's background work (keepalive, backplane) until cancelled.
+        """The hub's background work (keepalive, backplane, backend handlers) until cancelled.
 
         Start it in the app nursery. Connections are not children of this task
-        (Hypercorn owns them), so cancelling it stops keepalive and the Redis
-        bridge while local routing goes on working.
+        (the server owns them), so cancelling it stops keepalive, backend handlers
+        and the Redis bridge while local routing goes on working.
         """
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch)
-            if self.backplane is not None:
-                await nursery.start(self.backplane.run)
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._watch)
+                if self.backplane is not None:
+                    await nursery.start(self.backplane.run)
+                task_status.started()
+        finally:
+            self._nursery = None
 
-    def register(self, client_type: str, peer: str) -> Client:
+    @property
+    def max_clients(self) -> int:
+        """The effective cap: ``WS_MAX_CLIENTS`` bounded by the fd ceiling."""
+        caps = [c for c in (self.limits.max_clients, self.fd_ceiling) if c]
+        return min(caps) if caps else 0
+
+    def admit(self, address: str) -> None:
+        """Raise :class:`Refused` when a new connection from ``address`` would pass a cap."""
+        cap = self.max_clients
+        if cap and len(self._connections) >= cap:
+            raise Refused(
+                "too_many_clients",
+                f"the hub serves at most {cap} WebSocket clients; try again later",
+                retry_after=5,
+            )
+        per = self.limits.max_clients_per_address
+        if per and self._per_address[address] >= per:
+            raise Refused(
+                "too_many_clients_from_address",
+                f"at most {per} WebSocket clients per address; close one first",
+                retry_after=5,
+            )
+
+    def register(
+        self, client_type: str, peer: str, *, address: str | None = None, protocol_pings: bool = False
+    ) -> Client:
         if client_type not in CLIENT_TYPES:
             raise ValueError(f"unknown client type {client_type!r}")
-        client = Client(next(self._ids), client_type, peer, self.limits)
+        address = address if address is not None else peer
+        client = Client(
+            next(self._ids), client_type, peer, address, self.limits, protocol_pings=protocol_pings
+        )
         self._by_type[client_type][client.id] = client
+        self._connections[client.id] = client
+        self._per_address[address] += 1
         log.info("ws %s #%d connected from %s; %s", client.type, client.id, peer, self._describe())
         self._on_counts_changed()
         return client
 
-    async def serve(self, client: Client, transport: Transport) -> None:
-        """Run one registered connection until it closes: the reader/writer pair.
+    def release(self, client: Client) -> None:
+        """The connection's tasks are gone and its socket closed: forget it entirely."""
+        self._unregister(client, "connection closed")
+        if self._connections.pop(client.id, None) is not None:
+            self._per_address[client.address] -= 1
+            if self._per_address[client.address] <= 0:
+                del self._per_address[client.address]
+        client.done.set()
 
-        Returns when the writer has sent a requested close. If the peer goes away,
-        Quart cancels this call; either way the client leaves the registry.
+    async def close_all(
+        self,
+        code: int = CLOSE_GOING_AWAY,
+        reason: str = "server shutting down",
+        *,
+        flush_timeout: float = SHUTDOWN_FLUSH_S,
+    ) -> None:
+        """Close every connection with ``code`` after flushing its outbox, and wait.
+
+        Each writer gets ``flush_timeout`` to send what is queued and the close
+        frame, then the peer ``CLOSE_GRACE_S`` to answer; so this returns within
+        about ``flush_timeout + CLOSE_GRACE_S`` whatever the clients do.
         """
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read_loop, client, transport)
-                await self._write_loop(client, transport)
-                nursery.cancel_scope.cancel()
-        finally:
-            self._unregister(client, "connection closed")
+        clients = list(self._connections.values())
+        for client in clients:
+            if client.request_close(code, reason, flush=True):
+                self._unregister(client, f"closed with {code}")
+        with trio.move_on_after(flush_timeout + CLOSE_GRACE_S + 1.0):
+            for client in clients:
+                await client.done.wait()
 
     # -- the public API ------------------------------------------------------------
 
@@ -313,9 +455,50 @@ class Hub:
         self._route(Routed(frame, BACKEND, target))
         await trio.lowlevel.cancel_shielded_checkpoint()
 
+    def send_to(self, client_id: int, command: str, data: dict[str, Any]) -> bool:
+        """Send a message from the service to one client (e.g. a backend handler's
+        answer); ``False`` when that client is no longer connected."""
+        for clients in self._by_type.values():
+            client = clients.get(client_id)
+            if client is not None:
+                self._offer(client, Outgoing.message(hub_frame(command, client.type, data)))
+                return True
+        return False
+
+    def handle(self, command: str, handler: BackendHandler) -> None:
+        """Register ``handler`` for client messages ``{"target": "backend", "command": command}``.
+
+        It runs in the hub's nursery (never in the routing path), at most
+        ``MAX_BACKEND_TASKS`` at once; an exception is logged, never propagated.
+        """
+        if command in self._handlers:
+            raise ValueError(f"a backend handler for {command!r} is already registered")
+        self._handlers[command] = handler
+
+    def client(self, client_id: int) -> Client | None:
+        """A registered client by id (``None`` once it left)."""
+        for clients in self._by_type.values():
+            if client_id in clients:
+                return clients[client_id]
+        return None
+
+    def clients(self) -> list[Client]:
+        """Registered clients (not those on their way out)."""
+        return [c for clients in self._by_type.values() for c in clients.values()]
+
     def local_counts(self) -> dict[str, int]:
         """Clients connected to this instance, per type (no I/O)."""
         return {t: len(clients) for t, clients in self._by_type.items()}
+
+    @property
+    def quart_connections(self) -> int:
+        """Connections served through the Quart route (they live in Hypercorn's tasks)."""
+        return sum(1 for c in self._connections.values() if not c.protocol_pings)
+
+    @property
+    def open_connections(self) -> int:
+        """Connections whose tasks still run (closing ones included)."""
+        return len(self._connections)
 
     async def counts(self, timeout: float = 1.0) -> ClientCounts:
         """Clients per type on every instance sharing the backplane.
@@ -341,86 +524,111 @@ class Hub:
 
     def deliver_remote(self, routed: Routed) -> None:
         """A message another instance routed: deliver it to the clients here."""
-        self._deliver_local(attrs.evolve(routed, exclude=None))
+        self._deliver_local(Outgoing.message(routed.frame), routed.sender, routed.target, None)
 
-    # -- connection tasks ----------------------------------------------------------
+    # -- called by the connections ---------------------------------------------------
 
-    async def _read_loop(self, client: Client, transport: Transport) -> None:
-        while client.close_request is None:
-            raw = await transport.receive()
-            client.last_seen = trio.current_time()
-            client.ping_sent_at = None
-            self._on_frame(client, raw)
-
-    async def _write_loop(self, client: Client, transport: Transport) -> None:
-        while (frame := await client.next_frame()) is not None:
-            # Hypercorn shields the socket write: a client that stopped reading
-            # parks this task here, which is fine - nobody else waits on it.
-            client.sending_since = trio.current_time()
-            await transport.send(frame)
-            client.sending_since = None
-        request = client.close_request
-        assert request is not None
-        try:
-            await transport.close(request.code, request.reason)
-        except Exception as exc:  # the peer may already be gone; nothing left to do
-            log.debug("ws %r: close failed: %r", client, exc)
-
-    # -- routing -------------------------------------------------------------------
-
-    def _on_frame(self, client: Client, raw: str | bytes | None) -> None:
+    def on_message(self, client: Client, raw: str | bytes) -> None:
+        """One complete message from ``client``."""
         size = frame_bytes(raw)
         if size > self.limits.max_message_bytes:
-            self._kick(
-                client,
-                CLOSE_TOO_BIG,
-                f"message of {size} bytes exceeds the limit of {self.limits.max_message_bytes}",
-            )
+            self.too_big(client, f"{size}")
             return
         try:
             message = parse_client_message(raw)
         except MessageError as exc:
             log.debug("ws %r: %s", client, exc.message)
-            self._offer(client, error_frame(client.type, exc))
+            self._offer(client, Outgoing.message(error_frame(client.type, exc)))
             return
         command = message["command"]
         if command == PONG:
-            return  # its only job was to show the client is alive (done above)
+            return  # the answer to a client's own bookkeeping: nothing to route
         if command == PING:
-            self._offer(client, hub_frame(PONG, client.type, {}))
+            self._offer(client, Outgoing.message(hub_frame(PONG, client.type, {})))
             return
         message["sender"] = client.type
-        routed = Routed(encode(message), client.type, message["target"], exclude=client.id)
-        self._route(routed)
+        if message["target"] == BACKEND:
+            self._dispatch_backend(client, message)
+            return
+        self._route(Routed(encode(message), client.type, message["target"], exclude=client.id))
+
+    def too_big(self, client: Client, size: str) -> None:
+        self.kick(
+            client,
+            CLOSE_TOO_BIG,
+            f"message of {size} bytes exceeds the limit of {self.limits.max_message_bytes}",
+        )
+
+    def send_control(self, client: Client, wire: bytes) -> None:
+        """Queue a protocol control frame (a pong) for the client's writer."""
+        self._offer(client, Outgoing.control(wire))
+
+    def kick(self, client: Client, code: int | None, reason: str, *, peer: bool = False) -> None:
+        """Close ``client`` now (queued messages dropped); it leaves the registry at once.
+
+        ``peer``: the client closed or went away itself (logged as a plain disconnect).
+        """
+        if client.request_close(code, reason):
+            if not peer:
+                log.warning("ws %r: closing with %s: %s", client, code, reason)
+            why = f"closed with {code}" if code is not None else reason
+            self._unregister(client, f"{why} by the client" if peer and code is not None else why)
+
+    # -- routing -------------------------------------------------------------------
 
     def _route(self, routed: Routed) -> None:
-        self._deliver_local(routed)
+        self._deliver_local(Outgoing.message(routed.frame), routed.sender, routed.target, routed.exclude)
         if self.backplane is not None:
             self.backplane.offer(routed)
 
-    def _deliver_local(self, routed: Routed) -> None:
-        if routed.target == "all":
-            types = [t for t in CLIENT_TYPES if t != routed.sender]
+    def _deliver_local(self, item: Outgoing, sender: str, target: str, exclude: int | None) -> None:
+        if target == "all":
+            types = [t for t in CLIENT_TYPES if t != sender]
         else:
-            types = [routed.target]
+            types = [target]
         for client_type in types:
-            # A copy: an overflowing client leaves the dict while we iterate.
-            for client in list(self._by_type[client_type].values()):
-                if client.id != routed.exclude:
-                    self._offer(client, routed.frame)
+            overflowed: list[Client] = []
+            for client in self._by_type[client_type].values():
+                if client.id != exclude and not client.offer(item):
+                    overflowed.append(client)
+            for client in overflowed:  # leaves the dict: not while iterating it
+                self._overflow(client)
 
-    def _offer(self, client: Client, frame: str) -> None:
-        if not client.offer(frame):
-            self._kick(
-                client,
-                CLOSE_TRY_AGAIN,
-                f"outbox overflow ({client.queued} messages waiting): read faster, then reconnect",
-            )
+    def _offer(self, client: Client, item: Outgoing) -> None:
+        if not client.offer(item):
+            self._overflow(client)
 
-    def _kick(self, client: Client, code: int, reason: str) -> None:
-        if client.request_close(code, reason):
-            log.warning("ws %r: closing with %d: %s", client, code, reason)
-            self._unregister(client, f"closed with {code}")
+    def _overflow(self, client: Client) -> None:
+        self.kick(
+            client,
+            CLOSE_TRY_AGAIN,
+            f"outbox overflow ({client.queued} messages waiting): read faster, then reconnect",
+        )
+
+    def _dispatch_backend(self, client: Client, message: dict[str, Any]) -> None:
+        command = message["command"]
+        handler = self._handlers.get(command)
+        if handler is None:
+            log.info("ws %r: no backend handler for %r; dropped", client, command)
+            return
+        if self._nursery is None:
+            log.warning("ws %r: backend command %r dropped: the hub is not running", client, command)
+            return
+        if self._backend_tasks >= MAX_BACKEND_TASKS:
+            log.warning("ws %r: backend command %r dropped: %d handlers busy", client, command,
+                        self._backend_tasks)
+            return
+        request = BackendMessage(command, message["data"], client.type, client.id, message)
+        self._backend_tasks += 1
+        self._nursery.start_soon(self._run_handler, handler, request)
+
+    async def _run_handler(self, handler: BackendHandler, request: BackendMessage) -> None:
+        try:
+            await handler(request)
+        except Exception:
+            log.exception("backend handler for %r failed", request.command)
+        finally:
+            self._backend_tasks -= 1
 
     def _unregister(self, client: Client, why: str) -> None:
         if self._by_type[client.type].pop(client.id, None) is None:
@@ -458,125 +666,21 @@ class Hub:
 
     def _check(self, client: Client, now: float, interval: float, timeout: float) -> None:
         if client.sending_since is not None and now - client.sending_since >= timeout:
-            self._kick(
+            self.kick(
                 client,
                 CLOSE_TRY_AGAIN,
                 f"not reading: a message waited {timeout:g} s to be sent; reconnect",
             )
+        elif not client.protocol_pings:
+            return  # served through Quart: Hypercorn pings, TCP keepalive detects dead peers
         elif client.ping_sent_at is not None:
             if now - client.ping_sent_at >= timeout:
-                self._kick(
+                self.kick(
                     client,
                     CLOSE_KEEPALIVE,
-                    f"keepalive timeout: nothing received {timeout:g} s after hub:ping",
+                    f"keepalive timeout: no answer {timeout:g} s after a ping",
                 )
         elif interval > 0 and now - client.last_seen >= interval:
             client.ping_sent_at = now
-            self._offer(client, hub_frame(PING, client.type, {}))
-
-
-# -- the wire format ---------------------------------------------------------------
-
-
-def utc_timestamp() -> str:
-    """Now, as ISO-8601 UTC with milliseconds and a ``Z`` (what browsers parse)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def encode(message: dict[str, Any]) -> str:
-    # ASCII-only output makes len(frame) its size in bytes (outbox accounting);
-    # allow_nan=False because browsers' JSON.parse refuses NaN.
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-def frame_bytes(raw: str | bytes | None) -> int:
-    if raw is None:
-        return 0
-    if isinstance(raw, bytes):
-        return len(raw)
-    if raw.isascii():
-        return len(raw)
-    return len(raw.encode("utf-8", "surrogatepass"))
-
-
-def hub_frame(command: str, target: str, data: dict[str, Any]) -> str:
-    return encode(
-        {
-            "command": command,
-            "sender": BACKEND,
-            "target": target,
-            "data": data,
-            "timestamp": utc_timestamp(),
-        }
-    )
-
-
-def error_frame(target: str, error: MessageError) -> str:
-    return hub_frame(ERROR, target, {"error": error.message, "code": error.code})
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_client_message(raw: str | bytes | None) -> dict[str, Any]:
-    """Validate a client's frame; return the message to route (``sender`` unset).
-
-    Raises :class:`MessageError` naming the problem. Unknown fields are kept:
-    clients may correlate requests and answers with fields of their own.
-    """
-    if not isinstance(raw, str):
-        raise MessageError("binary_frame", "binary frames are not supported: send JSON as text")
-    try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
-    except ValueError as exc:  # JSONDecodeError is a ValueError
-        raise MessageError("invalid_json", f"message is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise MessageError(
-            "not_an_object", f"message must be a JSON object, not {_json_type(value)}"
-        )
-    command = value.get("command")
-    if not isinstance(command, str) or not command.strip():
-        raise MessageError("missing_command", "message needs a non-empty string 'command'")
-    target = value.get("target", "all")
-    if target is None:
-        target = "all"
-    if target not in TARGETS:
-        raise MessageError(
-            "bad_target", f"target must be one of {', '.join(TARGETS)}, not {json.dumps(target)}"
-        )
-    data = value.get("data")
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise MessageError("bad_data", f"data must be a JSON object, not {_json_type(data)}")
-    timestamp = value.get("timestamp")
-    message: dict[str, Any] = {
-        "command": command,
-        "sender": None,
-        "target": target,
-        "data": data,
-        "timestamp": timestamp if timestamp is not None else utc_timestamp(),
-    }
-    for key, extra in value.items():
-        message.setdefault(key, extra)
-    return message
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "null" if value is None else type(value).__name__
-
-
-def _truncate_reason(reason: str) -> str:
-    encoded = reason.encode("utf-8")
-    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
-        return reason
-    return encoded[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
+            client.pings_sent += 1
+            self._offer(client, PING_OUT)

@@ -1,4 +1,10 @@
-"""``/ws`` (the hub's WebSocket endpoint) and ``GET /api/ws/clients``.
+"""``/ws`` through Quart, joined to the hub, and ``GET /api/ws/clients``.
+
+``stinercut serve`` answers most upgrades itself, before Quart sees them (the
+one-port server in ``server.py`` hands them to ``hub.serve_websocket``). This
+route serves the rest with the same hub, rules and refusals: an upgrade that
+arrives later on a kept-alive HTTP connection, and every ``/ws`` when the app
+runs under the ``hypercorn`` CLI (several workers).
 
 ``/ws?client_type=frontend|detector`` (missing means ``frontend``). Refusals happen
 after the handshake, as a close frame with code 1008 and a reason, because a
@@ -7,7 +13,6 @@ browser's WebSocket API shows a close code but never an HTTP status.
 
 from __future__ import annotations
 
-import hmac
 from typing import Literal, cast
 
 from pydantic import BaseModel
@@ -15,7 +20,15 @@ from quart import Blueprint, websocket
 from quart_schema import validate_response
 
 from ..context import current
-from ..hub import CLIENT_TYPES, CLOSE_POLICY, FRONTEND, DETECTOR, Transport
+from ..hub import (
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    FRONTEND,
+    Refused,
+    Transport,
+    check_client,
+    serve_transport,
+)
 
 blueprint = Blueprint("websocket", __name__)
 
@@ -42,20 +55,20 @@ class WsClients(BaseModel):
 async def hub_socket() -> None:
     app = current()
     client_type = websocket.args.get("client_type") or FRONTEND
+    token = websocket.args.get("token") or websocket.headers.get("X-API-Key")
+    address = websocket.remote_addr or "unknown"
     await websocket.accept()
-    if client_type not in CLIENT_TYPES:
-        await websocket.close(
-            CLOSE_POLICY,
-            f"unknown client_type {client_type[:40]!r}: use {' or '.join(CLIENT_TYPES)}",
-        )
+    problem = check_client(client_type, token, app.settings.detector_ws_token)
+    if problem is not None:
+        await websocket.close(CLOSE_POLICY, problem)
         return
-    if client_type == DETECTOR and not _detector_token_ok(app.settings.detector_ws_token):
-        await websocket.close(
-            CLOSE_POLICY, "detector token missing or wrong (query token= or X-API-Key header)"
-        )
+    try:
+        app.hub.admit(address)
+    except Refused as refused:
+        await websocket.close(CLOSE_TRY_AGAIN, refused.message)
         return
-    client = app.hub.register(client_type, peer=websocket.remote_addr or "unknown")
-    await app.hub.serve(client, cast(Transport, websocket))
+    client = app.hub.register(client_type, peer=address, address=address)
+    await serve_transport(app.hub, client, cast(Transport, websocket))
 
 
 @blueprint.get("/api/ws/clients")
@@ -70,10 +83,3 @@ async def ws_clients() -> WsClients:
         instances=counts.instances,
         backplane=counts.backplane,  # type: ignore[arg-type]
     )
-
-
-def _detector_token_ok(expected: str | None) -> bool:
-    if expected is None:
-        return True
-    given = websocket.args.get("token") or websocket.headers.get("X-API-Key") or ""
-    return hmac.compare_digest(given.encode(), expected.encode())
