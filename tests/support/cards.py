@@ -54,11 +54,13 @@ def make_jump_clip(
     size: str = "64x36",
     rate: int = 5,
     chapters: list[tuple[Path, float]] | None = None,
+    video_bitrate: str | None = None,
 ) -> list[Path]:
     """A clip of quiet audio with freefall noise at ``freefall=(start, length)``.
 
     ``chapters``: instead of one file, write consecutive pieces ``(path, length)`` of
     the same timeline (a GoPro recording split into chapters); ``path`` is then unused.
+    ``video_bitrate`` (e.g. ``40M``) makes a camera-sized file for benchmarks.
     Returns the files written.
     """
     inputs, graph = _audio_graph(seconds, freefall, canopy)
@@ -68,6 +70,12 @@ def make_jump_clip(
         "-c:v", "libx264", "-preset", "ultrafast", "-g", str(rate), "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "64k", "-ac", "2",
     ]  # fmt: skip
+    if video_bitrate:
+        # CBR with filler data: a flat test picture still weighs what a camera file does.
+        encode[6:6] = [
+            "-b:v", video_bitrate, "-minrate", video_bitrate, "-maxrate", video_bitrate,
+            "-bufsize", video_bitrate, "-x264-params", "nal-hrd=cbr",
+        ]  # fmt: skip
     tags = ["-metadata", f"creation_time={creation_time}"] if creation_time else []
     outputs: list[str] = []
     written: list[Path] = []
