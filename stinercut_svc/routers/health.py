@@ -1,28 +1,39 @@
-"""``GET /`` (liveness) and ``GET /api/health`` (real dependency checks).
+"""``GET /`` (liveness) and ``GET /api/health`` (dependency checks, answered from cache).
 
-Every check runs concurrently under its own short deadline, so a database host
-that swallows packets makes the answer *unhealthy*, never slow.
+The checks themselves live in :mod:`stinercut_svc.health_checks`: tools are checked
+in the background, the database and storage at most every two seconds, so a call
+costs microseconds and starts no process, and a busy service never calls itself
+unhealthy. This blueprint also owns the checks' lifetime (``before_app_serving``),
+so the app factory only registers it.
+
+``status``: ``healthy`` (200) when everything works; ``unhealthy`` (503) when the
+database, ffmpeg, ffprobe or storage fails, as the instance cannot do its work;
+``degraded`` (200) when only the Redis backplane is disconnected. That one is not a
+503 on purpose: the instance still serves its REST API and its own WebSocket
+clients, cross-instance messages wait in the backplane's bounded buffer, and it
+reconnects by itself; a 503 would make a load balancer or orchestrator pull (or
+restart) every instance at once during a Redis outage, turning a partial
+degradation into a full one. Monitoring alerts on ``degraded``.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Awaitable
+from typing import Literal
 
 import trio
 from pydantic import BaseModel
-from quart import Blueprint, Response, jsonify
+from quart import Blueprint, Response
 from quart_schema import document_response
 
 from .. import SERVICE_NAME, __version__
 from ..context import StinercutApp, current
-from ..database import describe_error
-from ..media.tools import ToolStatus, tool_version
+from ..health_checks import BackplaneState, HealthChecks
+from ..jsonio import json_response
+from ..media.tools import ToolStatus
 
 blueprint = Blueprint("health", __name__)
 
-CHECK_TIMEOUT_S = 2.0
+EXTENSION = "stinercut.health"
 
 
 class RootOut(BaseModel):
@@ -32,81 +43,85 @@ class RootOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    """200 when every check is true, 503 (same shape) otherwise."""
+    """200 when healthy or degraded, 503 (same shape) when unhealthy."""
 
-    status: str
+    status: Literal["healthy", "degraded", "unhealthy"]
     service: str
     version: str
     database: bool
     ffmpeg: bool
     ffprobe: bool
     storage: bool
+    backplane: Literal["off", "connected", "disconnected"]
     details: dict[str, str]
+
+
+def checks_of(app: StinercutApp) -> HealthChecks:
+    """The instance's checks (e.g. ``checks_of(app).request_recheck()`` after a tool failed)."""
+    checks: HealthChecks = app.extensions[EXTENSION]
+    return checks
+
+
+@blueprint.before_app_serving
+async def _start_checks() -> None:
+    app = current()
+    checks = HealthChecks(
+        app.db,
+        app.storage,
+        {"ffmpeg": app.settings.ffmpeg, "ffprobe": app.settings.ffprobe},
+        app.schema_ready,
+    )
+    app.extensions[EXTENSION] = checks
+    await app.nursery.start(checks.run)
+
+
+@blueprint.after_app_serving
+async def _stop_checks() -> None:
+    checks = current().extensions.pop(EXTENSION, None)
+    if checks is not None:
+        checks.close()
 
 
 @blueprint.get("/")
 @document_response(RootOut)
 async def root() -> Response:
-    return jsonify({"status": "ok", "service": SERVICE_NAME, "version": __version__})
+    return json_response({"status": "ok", "service": SERVICE_NAME, "version": __version__})
 
 
 @blueprint.get("/api/health")
 @document_response(HealthOut, 200)
 @document_response(HealthOut, 503)
-async def health() -> tuple[Response, int]:
+async def health() -> Response:
     app = current()
-    results: dict[str, ToolStatus] = {}
+    checks = checks_of(app)
+    results: dict[str, ToolStatus] = dict(checks.tools)
 
-    async def run(name: str, check: Awaitable[ToolStatus]) -> None:
-        results[name] = await check
+    async def database() -> None:
+        results["database"] = await checks.database()
+
+    async def storage() -> None:
+        results["storage"] = await checks.storage()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run, "database", _database(app))
-        nursery.start_soon(run, "ffmpeg", tool_version(app.settings.ffmpeg, timeout=CHECK_TIMEOUT_S))
-        nursery.start_soon(
-            run, "ffprobe", tool_version(app.settings.ffprobe, timeout=CHECK_TIMEOUT_S)
-        )
-        nursery.start_soon(run, "storage", _storage(app))
+        nursery.start_soon(database)
+        nursery.start_soon(storage)
 
+    backplane = backplane_state(app)
     healthy = all(status.ok for status in results.values())
     body: dict[str, object] = {
-        "status": "healthy" if healthy else "unhealthy",
+        "status": "unhealthy" if not healthy else "degraded" if backplane == "disconnected"
+        else "healthy",
         "service": SERVICE_NAME,
         "version": __version__,
     }
     body.update({name: results[name].ok for name in sorted(results)})
+    body["backplane"] = backplane
     body["details"] = {name: results[name].detail for name in sorted(results)}
-    return jsonify(body), 200 if healthy else 503
+    return json_response(body, 200 if healthy else 503)
 
 
-async def _database(app: StinercutApp) -> ToolStatus:
-    try:
-        version = await app.db.ping(CHECK_TIMEOUT_S)
-    except trio.TooSlowError:
-        return ToolStatus(False, f"no answer within {CHECK_TIMEOUT_S:g} s")
-    except Exception as exc:  # any driver error is an unhealthy database, not a 500
-        return ToolStatus(False, describe_error(exc))
-    if not app.schema_ready.is_set():
-        return ToolStatus(False, f"{version}; schema migration pending")
-    return ToolStatus(True, version)
-
-
-async def _storage(app: StinercutApp) -> ToolStatus:
-    def probe() -> ToolStatus:
-        root = app.storage.root
-        if not root.is_dir():
-            return ToolStatus(False, "storage root does not exist")
-        try:
-            with tempfile.NamedTemporaryFile(dir=app.storage.temp, prefix=".health-"):
-                pass
-        except OSError as exc:
-            return ToolStatus(False, f"storage is not writable: {os.strerror(exc.errno or 0)}")
-        free_gib = app.storage.free_bytes() / 1024**3
-        return ToolStatus(True, f"writable, {free_gib:.1f} GiB free")
-
-    try:
-        with trio.fail_after(CHECK_TIMEOUT_S):
-            # A hung network mount must not hang the check: abandon the thread.
-            return await trio.to_thread.run_sync(probe, abandon_on_cancel=True)
-    except trio.TooSlowError:
-        return ToolStatus(False, f"storage did not answer within {CHECK_TIMEOUT_S:g} s")
+def backplane_state(app: StinercutApp) -> BackplaneState:
+    backplane = app.hub.backplane
+    if backplane is None:
+        return "off"
+    return "connected" if backplane.connected else "disconnected"
