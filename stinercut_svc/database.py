@@ -59,6 +59,9 @@ def make_engine(url: str) -> Engine:
             "read_timeout": READ_TIMEOUT_S,
             "write_timeout": READ_TIMEOUT_S,
             "charset": "utf8mb4",
+            # TIMESTAMP columns convert through the session zone: UTC, so the naive
+            # UTC values both the service and the frontend write keep their instant.
+            "init_command": "SET time_zone = '+00:00'",
         },
     )
 

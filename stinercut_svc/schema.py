@@ -13,6 +13,8 @@ database before this service ever ran:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -48,15 +50,42 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Apply migrations up to ``revision``; return the revision the database is at."""
-    with engine.begin() as conn:
-        tables = set(inspect(conn).get_table_names())
-        if "alembic_version" not in tables and SEED_TABLES <= tables:
-            log.info("adopting a seed-created database as revision %s", SEED_REVISION)
-            command.stamp(alembic_config(conn), SEED_REVISION)
-        command.upgrade(alembic_config(conn), revision)
+    with engine.connect() as conn, _sqlite_foreign_keys_off(conn):
+        with conn.begin():
+            tables = set(inspect(conn).get_table_names())
+            if "alembic_version" not in tables and SEED_TABLES <= tables:
+                log.info("adopting a seed-created database as revision %s", SEED_REVISION)
+                command.stamp(alembic_config(conn), SEED_REVISION)
+            command.upgrade(alembic_config(conn), revision)
     return current_revision(engine)
 
 
+@contextmanager
+def _sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite migrations rebuild tables (copy, drop, rename); with foreign keys on,
+    dropping the old ``project`` would cascade-delete every clip and job.
+
+    The pragma only takes effect outside a transaction, so it is set before the
+    migration's transaction begins, and the result is checked before it is
+    switched back on: a rebuild that broke a reference fails loudly.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    conn.commit()
+    try:
+        yield
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            raise RuntimeError(f"migration left broken references: {broken[:5]}")
+    finally:
+        conn.rollback()  # end the pragma's implicit transaction, if any
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.commit()
+
+
 def downgrade(engine: Engine, revision: str) -> None:
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), revision)
+    with engine.connect() as conn, _sqlite_foreign_keys_off(conn):
+        with conn.begin():
+            command.downgrade(alembic_config(conn), revision)

@@ -10,7 +10,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, created_column, enum_column, isoformat, updated_column, uuid_column
+from .base import (
+    ID_TYPE,
+    MYSQL_TABLE_ARGS,
+    TIMESTAMP_TYPE,
+    Base,
+    created_column,
+    enum_column,
+    id_column,
+    isoformat,
+    updated_column,
+    uuid_column,
+)
 
 if TYPE_CHECKING:
     from .project import Project
@@ -37,20 +48,34 @@ class RenderPath(enum.StrEnum):
 
 class Job(Base):
     __tablename__ = "job"
-    __table_args__ = (Index("ix_job_status_created", "status", "created_at"),)
+    # Index and foreign-key names are the frontend's, except the service's own
+    # queue index (revision 0002).
+    __table_args__ = (
+        Index("job_project_id_index", "project_id"),
+        Index("job_project_id_status_index", "project_id", "status"),
+        Index("job_status_index", "status"),
+        Index("job_uuid_unique", "uuid", unique=True),
+        Index("ix_job_status_created", "status", "created_at"),
+        MYSQL_TABLE_ARGS,
+    )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = id_column()
     uuid: Mapped[str] = uuid_column()
     project_id: Mapped[int] = mapped_column(
-        ForeignKey("project.id", ondelete="CASCADE"), nullable=False, index=True
+        ID_TYPE,
+        ForeignKey("project.id", ondelete="CASCADE", name="job_project_id_foreign"),
+        nullable=False,
     )
     status: Mapped[JobStatus] = mapped_column(
-        enum_column(JobStatus, "jobstatus"), nullable=False, default=JobStatus.PENDING
+        enum_column(JobStatus, "jobstatus"),
+        nullable=False,
+        default=JobStatus.PENDING,
+        server_default=JobStatus.PENDING.value,
     )
-    progress: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    output_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    progress: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    started_at: Mapped[datetime | None] = mapped_column(TIMESTAMP_TYPE, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(TIMESTAMP_TYPE, nullable=True)
+    output_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()

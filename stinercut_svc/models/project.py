@@ -7,10 +7,21 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Index, String, Text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, created_column, enum_column, isoformat, updated_column, uuid_column
+from .base import (
+    MYSQL_DIALECTS,
+    MYSQL_TABLE_ARGS,
+    Base,
+    created_column,
+    enum_column,
+    id_column,
+    isoformat,
+    updated_column,
+    uuid_column,
+)
 
 if TYPE_CHECKING:
     from .job import Job
@@ -24,17 +35,34 @@ class ProjectStatus(enum.StrEnum):
     ERROR = "error"
 
 
+#: MariaDB's ``JSON`` is ``longtext`` in ``utf8mb4_bin`` with ``CHECK (json_valid(...))``
+#: (added by the migrations). The ORM reads and writes the text as it is.
+SETTINGS_TYPE = Text().with_variant(
+    mysql.LONGTEXT(charset="utf8mb4", collation="utf8mb4_bin"), *MYSQL_DIALECTS
+)
+
+
 class Project(Base):
     __tablename__ = "project"
+    # Index names are the frontend's (its migrations create the same table).
+    __table_args__ = (
+        Index("project_created_at_index", "created_at"),
+        Index("project_status_index", "status"),
+        Index("project_uuid_unique", "uuid", unique=True),
+        MYSQL_TABLE_ARGS,
+    )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = id_column()
     uuid: Mapped[str] = uuid_column()
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     status: Mapped[ProjectStatus] = mapped_column(
-        enum_column(ProjectStatus, "projectstatus"), nullable=False, default=ProjectStatus.DRAFT
+        enum_column(ProjectStatus, "projectstatus"),
+        nullable=False,
+        default=ProjectStatus.DRAFT,
+        server_default=ProjectStatus.DRAFT.value,
     )
     # JSON object stored as text: the frontend reads and writes it as a string.
-    settings: Mapped[str | None] = mapped_column(Text, nullable=True)
+    settings: Mapped[str | None] = mapped_column(SETTINGS_TYPE, nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
 

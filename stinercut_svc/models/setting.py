@@ -7,10 +7,19 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Index, String, Text
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, created_column, enum_column, isoformat, updated_column
+from .base import (
+    MYSQL_TABLE_ARGS,
+    Base,
+    created_column,
+    enum_column,
+    id_column,
+    isoformat,
+    updated_column,
+)
 
 TRUE_WORDS = frozenset({"true", "1", "yes"})
 
@@ -22,20 +31,45 @@ class SettingType(enum.StrEnum):
     JSON = "json"
 
 
+def _key_category(context: DefaultExecutionContext) -> str:
+    return category_of(str(context.get_current_parameters().get("key") or ""))
+
+
+def _key_label(context: DefaultExecutionContext) -> str:
+    return str(context.get_current_parameters().get("key") or "")
+
+
+def category_of(key: str) -> str:
+    """A key's category when none is given: ``render.output_fps`` → ``render``."""
+    prefix, dot, _ = key.partition(".")
+    return prefix if dot and prefix else "general"
+
+
 class Setting(Base):
     __tablename__ = "setting"
+    # Index names and column order are the frontend's.
+    __table_args__ = (
+        Index("setting_category_index", "category"),
+        Index("setting_key_unique", "key", unique=True),
+        MYSQL_TABLE_ARGS,
+    )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    key: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
+    id: Mapped[int] = id_column()
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
     value: Mapped[str | None] = mapped_column(Text, nullable=True)
     type: Mapped[SettingType] = mapped_column(
-        enum_column(SettingType, "settingtype"), nullable=False, default=SettingType.STRING
+        enum_column(SettingType, "settingtype"),
+        nullable=False,
+        default=SettingType.STRING,
+        server_default=SettingType.STRING.value,
     )
-    category: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    label: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
     # JSON list of allowed values (text), when the setting is a choice.
     options: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # NOT NULL as in the frontend; a row inserted without them gets the key's
+    # prefix and the key itself.
+    category: Mapped[str] = mapped_column(String(100), nullable=False, default=_key_category)
+    label: Mapped[str] = mapped_column(String(255), nullable=False, default=_key_label)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
 

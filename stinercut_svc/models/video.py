@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Float, ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, created_column, isoformat, updated_column, uuid_column
+from .base import (
+    DOUBLE_TYPE,
+    ID_TYPE,
+    MYSQL_TABLE_ARGS,
+    Base,
+    created_column,
+    id_column,
+    isoformat,
+    updated_column,
+    uuid_column,
+)
 
 if TYPE_CHECKING:
     from .project import Project
@@ -16,23 +26,32 @@ if TYPE_CHECKING:
 
 class Video(Base):
     __tablename__ = "video"
+    # Index and foreign-key names are the frontend's.
+    __table_args__ = (
+        Index("video_project_id_index", "project_id"),
+        Index("video_project_id_order_index", "project_id", "order"),
+        Index("video_uuid_unique", "uuid", unique=True),
+        MYSQL_TABLE_ARGS,
+    )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = id_column()
     uuid: Mapped[str] = uuid_column()
     project_id: Mapped[int] = mapped_column(
-        ForeignKey("project.id", ondelete="CASCADE"), nullable=False, index=True
+        ID_TYPE,
+        ForeignKey("project.id", ondelete="CASCADE", name="video_project_id_foreign"),
+        nullable=False,
     )
     filename: Mapped[str] = mapped_column(String(255), nullable=False)
     # Relative to the shared storage root, never a host path.
-    path: Mapped[str] = mapped_column(String(500), nullable=False)
-    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    path: Mapped[str] = mapped_column(String(512), nullable=False)
+    duration: Mapped[float | None] = mapped_column(DOUBLE_TYPE, nullable=True)
     width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     codec: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    fps: Mapped[float | None] = mapped_column(Float, nullable=True)
-    order: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    in_point: Mapped[float | None] = mapped_column(Float, nullable=True, default=0.0)
-    out_point: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fps: Mapped[float | None] = mapped_column(DOUBLE_TYPE, nullable=True)
+    order: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    in_point: Mapped[float | None] = mapped_column(DOUBLE_TYPE, nullable=True, default=0.0)
+    out_point: Mapped[float | None] = mapped_column(DOUBLE_TYPE, nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
 
