@@ -27,6 +27,7 @@ from .fonts import CONVERSION_WORKERS
 from .hub import Hub
 from .jobs.supervisor import Supervisor
 from .openapi import install_openapi
+from .routers import detectqr as detectqr_routes
 from .routers import health
 from .routers import jobs as jobs_routes
 from .routers import fonts as fonts_routes
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> StinercutApp:
     app.register_blueprint(websocket_routes.blueprint)
     app.register_blueprint(projects_routes.blueprint)
     app.register_blueprint(videos_routes.blueprint)
+    app.register_blueprint(detectqr_routes.blueprint)
     app.register_blueprint(assets_routes.blueprint)
     app.register_blueprint(settings_routes.blueprint)
     app.register_blueprint(jobs_routes.blueprint)

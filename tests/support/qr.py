@@ -1,0 +1,61 @@
+"""Clips with QR codes in them: a real QR image (segno) overlaid on a lavfi clip by ffmpeg.
+
+The code can be shown for a time window only, scaled small, rotated, and placed
+anywhere, so tests and the bench can say exactly where a scan must find it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import segno
+
+from .media import ffmpeg
+
+
+def qr_png(path: Path, text: str, *, module_px: int = 8, border: int = 4) -> Path:
+    """A black-on-white QR code (error correction M, like the printed ones) as PNG."""
+    segno.make_qr(text, error="m").save(str(path), scale=module_px, border=border)
+    return path
+
+
+def make_qr_clip(
+    path: Path,
+    text: str | None,
+    *,
+    seconds: float,
+    size: str = "640x360",
+    rate: str = "25",
+    visible: tuple[float, float] | None = None,
+    module_px: int = 6,
+    angle_deg: float = 0.0,
+    position: tuple[int, int] = (40, 40),
+    gop: int = 25,
+) -> Path:
+    """An H.264 MP4 of ``testsrc2`` with the QR code of ``text`` on top.
+
+    ``visible`` = (start, end) seconds limits when the code is shown (else the
+    whole clip); ``text=None`` makes a clip without any code. ``gop`` frames per
+    keyframe (camera footage has short GOPs; 25 = one second here).
+    """
+    source = f"testsrc2=size={size}:rate={rate}:duration={seconds}"
+    encode = ["-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-pix_fmt", "yuv420p"]
+    if text is None:
+        ffmpeg("-f", "lavfi", "-i", source, *encode, "-an", str(path))
+        return path
+    image = qr_png(path.with_suffix(".qr.png"), text, module_px=module_px)
+    code = "[1:v]format=rgba"
+    if angle_deg:
+        radians = math.radians(angle_deg)
+        code += f",rotate={radians:.6f}:ow=rotw({radians:.6f}):oh=roth({radians:.6f}):c=white"
+    enable = "" if visible is None else f":enable='between(t,{visible[0]},{visible[1]})'"
+    x, y = position
+    graph = f"{code}[code];[0:v][code]overlay=x={x}:y={y}:shortest=1{enable}[out]"
+    ffmpeg(
+        "-f", "lavfi", "-i", source,
+        "-loop", "1", "-framerate", rate, "-i", str(image),
+        "-filter_complex", graph, "-map", "[out]", *encode, "-an", "-t", str(seconds), str(path),
+    )  # fmt: skip
+    image.unlink()
+    return path
