@@ -86,15 +86,16 @@ BACKOFF_MAX_S = 1.0
 #: outgoing messages held while Redis is unreachable (or not yet acknowledged)
 BUFFER_MESSAGES = 10_000
 BUFFER_BYTES = 16 * 1024 * 1024
-#: an envelope is closed once it holds this many bytes (one larger frame travels alone)
-ENVELOPE_BYTES = 64 * 1024
+#: an envelope is closed once it holds this many bytes (one larger frame travels alone);
+#: small enough that delivering one envelope never floods the clients' outboxes
+ENVELOPE_BYTES = 16 * 1024
 #: bytes written to Redis and not yet acknowledged before the writer waits
 WINDOW_BYTES = 1024 * 1024
 #: entries the stream keeps (approximately: ``XADD ... MAXLEN ~``)
 STREAM_MAXLEN = 10_000
 #: how long one XREAD waits for new entries; also the read connection's health check
 READ_BLOCK_MS = 1000
-READ_COUNT = 512
+READ_COUNT = 64
 #: origins whose last sequence number is remembered (older ones are forgotten first)
 REMEMBERED_ORIGINS = 1024
 
@@ -438,6 +439,8 @@ class Backplane:
                 for entry_id, fields in entries:
                     self._last_id = entry_id
                     self._on_entry(fields)
+                    # Let the clients' writers drain what this envelope queued.
+                    await trio.lowlevel.checkpoint()
 
     def _on_entry(self, fields: list[bytes]) -> None:
         try:
