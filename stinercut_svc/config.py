@@ -186,6 +186,12 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     parts = urlsplit(raw)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ConfigError(f"REDIS_URL: {raw!r} is not a redis:// URL")
+    from .resp import RedisAddress  # the bridge's own parser: what it accepts, nothing else
+
+    try:
+        RedisAddress.from_url(raw)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL: {exc}") from None
     return raw
 
 

@@ -24,6 +24,7 @@ from stinercut_svc.backplane import (
     decode_envelope,
     encode_envelope,
 )
+from stinercut_svc.config import ConfigError, Settings
 from stinercut_svc.hub import Routed
 from stinercut_svc.resp import RedisAddress, RedisConnection, connect
 from tests.support.redis_server import RedisServer, redis_server
@@ -292,3 +293,17 @@ async def test_writes_whose_reply_never_came_are_sent_again() -> None:
         await trio.sleep(0.2)
         assert numbers(b.received) == list(range(11))
         assert a.backplane.failures >= 1 and a.backplane.dropped == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:notaport/0", "redis://127.0.0.1:6379/db", "http://127.0.0.1:6379"]
+)
+def test_bad_redis_url_stops_the_service_at_start(url: str) -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        Settings.from_env({"REDIS_URL": url})
+
+
+def test_redis_url_parts() -> None:
+    address = RedisAddress.from_url("rediss://user:p%40ss@redis.example:6380/2")
+    assert address == RedisAddress("redis.example", 6380, 2, "user", "p@ss", tls=True)
+    assert RedisAddress.from_url("redis://:secret@h") == RedisAddress("h", password="secret")
