@@ -51,10 +51,12 @@ async def test_copy_keeps_layout_content_and_mtime(tmp_path: Path) -> None:
     scan = scan_card(card)
     files = [*scan.videos, *scan.proxies]
     progress: list[tuple[int, int]] = []
+
+    async def record(done: int, total: int) -> None:
+        progress.append((done, total))
+
     dest = tmp_path / "input" / "batch"
-    copied = await copy_files(
-        files, dest, on_progress=lambda d, t: progress.append((d, t)), chunk=MIB
-    )
+    copied = await copy_files(files, dest, on_progress=record, chunk=MIB)
     final, partial = _final_and_partial(dest)
     assert partial == []
     assert final == sorted(f.relative for f in files)
@@ -128,7 +130,7 @@ async def test_source_truncated_mid_copy_leaves_no_partial_and_reports(tmp_path:
     files = list(scan_card(card).videos)
     dest = tmp_path / "dest"
 
-    def pull_card(done: int, total: int) -> None:
+    async def pull_card(done: int, total: int) -> None:
         # The card is pulled while the second file is half copied: it ends early.
         if done >= 3 * MIB and victim.stat().st_size == 6 * MIB:
             with victim.open("r+b") as f:
@@ -177,7 +179,7 @@ async def test_cancelled_copy_stops_within_a_chunk_and_cleans_up(tmp_path: Path)
     seen: list[int] = []
     with trio.CancelScope() as scope:
 
-        def cancel_early(done: int, total: int) -> None:
+        async def cancel_early(done: int, total: int) -> None:
             seen.append(done)
             if done >= 2 * MIB:
                 scope.cancel()

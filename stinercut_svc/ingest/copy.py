@@ -278,13 +278,14 @@ async def copy_files(
     files: Sequence[CardFile],
     destination_root: Path,
     *,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[int, int], Awaitable[None]] | None = None,
     on_file: Callable[[CopiedFile], Awaitable[None]] | None = None,
     chunk: int = CHUNK,
 ) -> list[CopiedFile]:
     """Copy ``files`` under ``destination_root`` keeping their relative paths.
 
-    ``on_progress(bytes_done, bytes_total)`` runs on the trio thread after each chunk;
+    ``await on_progress(bytes_done, bytes_total)`` runs on the trio thread after each
+    chunk (the copy thread waits for it: a slow consumer slows the copy, never piles up);
     ``on_file`` after each completed file (record it, so a restart does not copy it
     again). Cancelling the caller's scope stops the copy after the current chunk and
     removes its temporary file. A read failure or a source that ends early raises
@@ -298,7 +299,7 @@ async def copy_files(
         nonlocal done_bytes
         done_bytes += moved
         if on_progress is not None:
-            trio.from_thread.run_sync(on_progress, done_bytes, total)
+            trio.from_thread.run(on_progress, done_bytes, total)
 
     for source in files:
         target = destination_for(destination_root, source.relative)
