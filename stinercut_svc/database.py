@@ -11,13 +11,17 @@ the pool.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pymysql.err
 import trio
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -91,6 +95,7 @@ class Database:
         self.limiter = trio.CapacityLimiter(
             SQLITE_THREADS if self.backend == "sqlite" else MYSQL_POOL_SIZE
         )
+        self.outage = OutageTracker()
 
     @property
     def is_mysql(self) -> bool:
@@ -104,7 +109,16 @@ class Database:
         caller can serialise them on the trio thread. Cancellation waits for the
         thread: a transaction is never abandoned half-way.
         """
-        return await trio.to_thread.run_sync(partial(self._transaction, fn), limiter=self.limiter)
+        try:
+            result = await trio.to_thread.run_sync(
+                partial(self._transaction, fn), limiter=self.limiter
+            )
+        except Exception as exc:
+            if is_outage(exc):
+                self.outage.failed(exc)
+            raise
+        self.outage.succeeded()
+        return result
 
     def _transaction(self, fn: Callable[[Session], T]) -> T:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
@@ -127,6 +141,76 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# --- outages -------------------------------------------------------------------
+
+#: MySQL/MariaDB client and server error numbers that mean "no usable connection":
+#: can't connect (2002, 2003), unknown host (2005), server gone away (2006), lost
+#: connection (2013, 2055), too many connections (1040), server shutting down
+#: (1053), connection killed (1927), client idle-disconnected (4031).
+MYSQL_CONNECTION_ERRORS = frozenset({1040, 1053, 1927, 2002, 2003, 2005, 2006, 2013, 2055, 4031})
+_SQLITE_OUTAGE_WORDS = ("unable to open database file", "disk i/o error")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached (not a bad query).
+
+    Lock waits and deadlocks are ``OperationalError`` too, but the server is up;
+    they are answered 503 without counting as an outage.
+    """
+    if isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True  # "(0, '')": the connection is already closed
+    if isinstance(exc, pymysql.err.OperationalError):
+        return bool(exc.args) and exc.args[0] in MYSQL_CONNECTION_ERRORS
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(words in str(exc).lower() for words in _SQLITE_OUTAGE_WORDS)
+    return False
+
+
+class OutageTracker:
+    """Turns a stream of failed database calls into one log line per outage.
+
+    While the database is down every request fails the same way; logging each
+    (with a traceback) buries the log and says nothing new. :meth:`failed` logs
+    the first failure of an outage, :meth:`succeeded` logs the recovery once.
+    Only touched from the trio thread (after :meth:`Database.run`'s thread
+    returned), so it needs no lock.
+    """
+
+    def __init__(self) -> None:
+        #: ``time.monotonic()`` of the first failure of the current outage.
+        self.down_since: float | None = None
+        #: Failed calls during the current outage.
+        self.failures = 0
+
+    @property
+    def is_down(self) -> bool:
+        return self.down_since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.error(
+                "database unavailable, answering 503 until it is back: %s", describe_error(exc)
+            )
+
+    def succeeded(self) -> None:
+        if self.down_since is None:
+            return
+        seconds = time.monotonic() - self.down_since
+        log.warning(
+            "database is back after %.1f s (%d calls failed meanwhile)", seconds, self.failures
+        )
+        self.down_since = None
+        self.failures = 0
 
 
 def describe_error(exc: BaseException) -> str:

@@ -1,24 +1,44 @@
-"""The one error format, and the handlers that make every failure use it.
+"""The one error format, and the one table that maps failures onto it.
 
 Every 4xx/5xx answer of this service is JSON of this shape::
 
-    {"error": {"code": "not_found", "message": "project 'x' does not exist", "details": {...}}}
+    {"error": {"code": "not_found", "message": "project 'x' does not exist", "details": {...}},
+     "detail": "project 'x' does not exist"}
 
 ``code`` is a stable, machine-readable word; ``message`` is for people; ``details``
-is optional structure (the offending field, the allowed values, …). Routers raise
-:class:`ApiError` (or let werkzeug's HTTP exceptions through) and never build error
-bodies themselves. A missing ffmpeg/ffprobe (:class:`ToolMissingError`) is answered
-here too, as 503 ``tool_missing``, wherever it surfaces.
+is optional structure (the offending field, the allowed values, …). ``detail`` repeats
+``message`` at the top level: the original backend answered ``{"detail": "..."}``
+and the clients written against it (the PHP frontend) show that string, so both
+shapes are served at once.
+
+Routers raise :class:`ApiError` (or let werkzeug's HTTP exceptions through) and never
+build error bodies themselves. Failures that are not the client's fault but not a
+bug either are mapped here too, in :func:`install_error_handlers`:
+
+* a missing ffmpeg/ffprobe (:class:`ToolMissingError`) → 503 ``tool_missing``;
+* the database down or refusing connections → 503 ``database_unavailable`` with
+  ``Retry-After`` (logged once per outage by :class:`~.database.Database`, not here);
+* a full disk (``ENOSPC``/``EDQUOT``) → 507 ``insufficient_storage``;
+* anything else → 500 ``internal_error``, logged with its traceback.
+
+Messages never carry absolute server paths or Python class names: they are
+written that way at their source, and :func:`scrub` is a last safety net over
+every message that leaves this module.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import re
 from typing import Any
 
+import pymysql.err
 from quart import Quart, Response, jsonify, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
+from .database import describe_error, is_outage
 from .media.runner import ToolMissingError
 
 log = logging.getLogger(__name__)
@@ -39,20 +59,50 @@ _HTTP_CODES = {
     502: "bad_gateway",
     503: "unavailable",
     504: "gateway_timeout",
+    507: "insufficient_storage",
 }
+
+#: Seconds a client is told to wait (``Retry-After``) while the database is down.
+DATABASE_RETRY_AFTER_S = 5
+#: Errno values that mean "the filesystem is full" (disk space or quota).
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+#: Driver and pool errors that mean "the database cannot be used right now".
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,  # the pool had no connection to give in time
+    pymysql.err.OperationalError,
+    pymysql.err.InterfaceError,
+)
+
+# Absolute paths under the usual top-level folders of a server (FHS plus the
+# container's /app and /work). URL paths of this API (/api/…, /ws, /docs) do not
+# start with any of these, so route names in 404 messages survive.
+_SERVER_PATH_RE = re.compile(
+    r"(?<![\w.:/])/(?:usr|opt|var|tmp|home|root|srv|etc|bin|sbin|lib|lib64|mnt|media|"
+    r"proc|run|dev|sys|work|data|app|nix|private)(?:/[^\s'\",;:)\]]*)?"
+)
 
 
 class ApiError(Exception):
     """An error that becomes an HTTP answer in the one error format."""
 
     def __init__(
-        self, status: int, message: str, *, code: str | None = None, details: Any = None
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _HTTP_CODES.get(status, "error")
         self.details = details
+        self.headers = headers or {}
 
     @classmethod
     def bad_request(cls, message: str, **details: Any) -> ApiError:
@@ -70,20 +120,71 @@ class ApiError(Exception):
     def unprocessable(cls, message: str, **details: Any) -> ApiError:
         return cls(422, message, details=details or None)
 
+    @classmethod
+    def disk_full(cls, what: str) -> ApiError:
+        """507: the shared storage has no room left (what was being written is named)."""
+        return cls(
+            507,
+            f"the server's storage is full: {what} could not be written",
+            code="insufficient_storage",
+        )
 
-def error_response(
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def scrub(message: str) -> str:
+    """Replace absolute server paths in ``message`` by their last component.
+
+    A safety net: messages are written without server paths at their source, but
+    an ``OSError`` text or a driver message could still carry one.
+    """
+
+    def last_part(match: re.Match[str]) -> str:
+        tail = match.group(0).rstrip("/").rsplit("/", 1)[-1]
+        return f"…/{tail}" if tail else "…"
+
+    return _SERVER_PATH_RE.sub(last_part, message)
+
+
+def error_body(
     status: int, message: str, *, code: str | None = None, details: Any = None
-) -> Response:
-    body = {
+) -> dict[str, Any]:
+    """The JSON body of an error answer (also used by non-HTTP paths that need it)."""
+    message = scrub(message)
+    return {
         "error": {
             "code": code or _HTTP_CODES.get(status, "error"),
             "message": message,
             "details": details,
-        }
+        },
+        "detail": message,
     }
-    response = jsonify(body)
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    response = jsonify(error_body(status, message, code=code, details=details))
     response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
     return response
+
+
+def database_unavailable() -> Response:
+    return error_response(
+        503,
+        "the database is not reachable right now; try again shortly",
+        code="database_unavailable",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
 
 
 def install_error_handlers(app: Quart) -> None:
@@ -91,7 +192,13 @@ def install_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(ApiError)
     async def _api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.message, code=error.code, details=error.details)
+        return error_response(
+            error.status,
+            error.message,
+            code=error.code,
+            details=error.details,
+            headers=error.headers,
+        )
 
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> Response:
@@ -117,8 +224,33 @@ def install_error_handlers(app: Quart) -> None:
             503, f"the media tools are not available: {error}", code="tool_missing"
         )
 
+    async def _database_error(error: Exception) -> Response:
+        # An outage is logged once by Database.run when it starts (and once when it
+        # ends); a line per request here would bury the log. Errors that are not
+        # an outage (a lock wait, a deadlock) are rare and get one line each.
+        if not is_outage(error):
+            log.warning("database error answered with 503: %s", describe_error(error))
+        return database_unavailable()
+
+    for kind in DATABASE_UNAVAILABLE:
+        app.register_error_handler(kind, _database_error)
+
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> Response:
         # A 500 is a bug in this service: log it with its traceback, answer without one.
         log.exception("unhandled error", exc_info=error)
         return error_response(500, "internal server error")
+
+    @app.errorhandler(OSError)
+    async def _os_error(error: OSError) -> Response:
+        # A full disk is the deployment's state, not a bug: 507, no traceback.
+        # Code that writes client data catches it itself to name what failed
+        # and to clean up; this is the net for everything else.
+        if is_disk_full(error):
+            log.error("storage full: %s", error.strerror)
+            return error_response(
+                507,
+                "the server's storage is full; try again later",
+                code="insufficient_storage",
+            )
+        return await _unexpected(error)

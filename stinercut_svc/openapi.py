@@ -57,13 +57,26 @@ def validation_failure(
     )
 
 
+#: pydantic error types whose stock message names a Python class ("Input should be
+#: a valid dictionary or instance of ProjectIn"): said in the API's own words instead.
+_CLASS_NAMING_ERRORS = {
+    "model_type": "Input should be a JSON object",
+    "model_attributes_type": "Input should be a JSON object",
+    "dataclass_type": "Input should be a JSON object",
+    "dataclass_exact_type": "Input should be a JSON object",
+    "is_instance_of": "Input has the wrong type",
+    "is_subclass_of": "Input has the wrong type",
+}
+
+
 def describe_validation_error(error: Exception) -> list[dict[str, Any]]:
     if isinstance(error, PydanticValidationError):
         return [
             {
                 "field": ".".join(str(part) for part in item["loc"]) or "(body)",
-                "message": item["msg"],
+                "message": _CLASS_NAMING_ERRORS.get(item["type"], item["msg"]),
             }
             for item in error.errors(include_url=False)
         ]
-    return [{"field": "(body)", "message": str(error) or type(error).__name__}]
+    # Not pydantic's: its text may be an internal one, so only a generic word.
+    return [{"field": "(body)", "message": "the value is not valid here"}]

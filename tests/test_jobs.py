@@ -32,7 +32,7 @@ FAST = {"output": {"preset": "ultrafast"}}
 
 async def _error(response) -> dict:  # type: ignore[no-untyped-def]
     body = await response.get_json()
-    assert set(body) == {"error"}, body
+    assert set(body) == {"error", "detail"}, body
     return body["error"]
 
 

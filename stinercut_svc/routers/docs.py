@@ -27,7 +27,11 @@ class ErrorBody(BaseModel):
 
 
 class ErrorOut(BaseModel):
+    """Every error answer: the ``error`` object plus ``detail``, the same message at
+    the top level (the original backend's shape, which existing clients display)."""
+
     error: ErrorBody
+    detail: str = Field(description="the human-readable message (= error.message)")
 
 
 class ProjectOut(BaseModel):
