@@ -23,7 +23,7 @@ from .cors import install_cors
 from .database import Database, describe_error
 from .detector import DetectorClient
 from .errors import install_error_handlers
-from .fonts import CONVERSION_WORKERS
+from .fonts import worker_count
 from .hub import Hub
 from .jobs.supervisor import Supervisor
 from .openapi import install_openapi
@@ -38,7 +38,7 @@ from .routers import projects as projects_routes
 from .routers import settings as settings_routes
 from .routers import videos as videos_routes
 from .storage import Storage
-from .uploads import StreamingHTTPConnection
+from .uploads import PartialUploads, StreamingHTTPConnection, sweep_partials_forever
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ def create_app(settings: Settings) -> StinercutApp:
     # Request bodies with back-pressure and per-kind size limits (see uploads.py).
     app.asgi_http_class = StreamingHTTPConnection  # type: ignore[assignment]
     app.hub = Hub.from_settings(settings)
-    app.font_limiter = trio.CapacityLimiter(CONVERSION_WORKERS)
+    app.font_limiter = trio.CapacityLimiter(worker_count(settings.font_workers))
+    app.partial_uploads = PartialUploads()
     app.supervisor = Supervisor(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
@@ -96,6 +97,10 @@ def create_app(settings: Settings) -> StinercutApp:
         # The hub needs no database: live state flows even while MariaDB is down.
         await app.nursery.start(app.hub.run)
         await trio.to_thread.run_sync(app.storage.ensure_layout)
+        # Partial uploads of crashed requests: swept now and periodically.
+        await app.nursery.start(
+            sweep_partials_forever, [app.storage.uploads, app.storage.temp], app.partial_uploads
+        )
         try:
             await _upgrade_schema(app)
         except DATABASE_DOWN as exc:

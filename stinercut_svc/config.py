@@ -46,6 +46,12 @@ class Settings:
     ffprobe: str = "ffprobe"
     ws_max_message_bytes: int = _MIB
     max_upload_bytes: int = 8 * _GIB
+    #: Font conversion: time budget per conversion (the worker is killed past it)
+    font_timeout_seconds: float = 10.0
+    #: Font conversion: output budget per conversion, bytes of SVG path data
+    font_max_output_bytes: int = 5 * _MIB
+    #: Font conversion: worker processes (0 = one per CPU, at most 4)
+    font_workers: int = 0
     #: WebSocket hub: seconds of silence before a client gets ``hub:ping`` (0 = no keepalive)
     ws_ping_interval: float = 30.0
     #: WebSocket hub: seconds a client may stay unresponsive (no answer to hub:ping,
@@ -90,6 +96,11 @@ class Settings:
             ffprobe=_get(env, "FFPROBE_BINARY") or "ffprobe",
             ws_max_message_bytes=_int(env, "WS_MAX_MESSAGE_BYTES", _MIB, low=1024, high=64 * _MIB),
             max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 8 * _GIB, low=1, high=1024 * _GIB),
+            font_timeout_seconds=_float(env, "FONT_TIMEOUT_SECONDS", 10.0, low=0.1, high=3600.0),
+            font_max_output_bytes=_int(
+                env, "FONT_MAX_OUTPUT_BYTES", 5 * _MIB, low=1024, high=1024 * _MIB
+            ),
+            font_workers=_int(env, "FONT_WORKERS", 0, low=0, high=64),
             ws_ping_interval=_float(env, "WS_PING_INTERVAL", 30.0, low=0.0, high=3600.0),
             ws_ping_timeout=_float(env, "WS_PING_TIMEOUT", 20.0, low=0.1, high=3600.0),
             ws_outbox_messages=_int(env, "WS_OUTBOX_MESSAGES", 4096, low=1, high=1_000_000),

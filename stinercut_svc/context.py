@@ -25,6 +25,7 @@ from .errors import ApiError
 from .hub import Hub
 from .jobs.supervisor import Supervisor
 from .storage import Storage
+from .uploads import PartialUploads
 
 
 class StinercutRequest(TrioRequest):
@@ -40,6 +41,12 @@ class StinercutRequest(TrioRequest):
         except UnicodeDecodeError as error:
             raise ApiError(
                 400, f"request body is not UTF-8 JSON: {error}", code="invalid_json"
+            ) from None
+        except RecursionError:
+            # json's decoder stops at the interpreter's recursion limit (~1000
+            # levels): no request body of this API nests anywhere near that deep.
+            raise ApiError(
+                400, "request body is not valid JSON: nested too deeply", code="invalid_json"
             ) from None
 
 
@@ -61,6 +68,8 @@ class StinercutApp(QuartTrio):
     #: Worker processes for font conversion (CPU work must not hold the GIL the
     #: trio thread needs); open for the app's lifetime, closed at shutdown.
     font_workers: trio_parallel.WorkerContext
+    #: Partial upload files live requests of this process own (the sweep spares them).
+    partial_uploads: PartialUploads
     #: Render job supervisor (claims, runs, cancels jobs); runs in the app nursery.
     supervisor: Supervisor
 

@@ -68,7 +68,7 @@ DATABASE_RETRY_AFTER_S = 5
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 #: Driver and pool errors that mean "the database cannot be used right now".
-DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     sa_exc.OperationalError,
     sa_exc.DisconnectionError,
     sa_exc.TimeoutError,  # the pool had no connection to give in time

@@ -10,19 +10,29 @@ scaled ascender.
 Every way a font can be unusable raises :class:`FontError` with a message naming
 the problem; nothing else escapes for bad input (fontTools raises many exception
 types on corrupt data, so the parsing step catches them all and re-labels them).
+
+Budgets. A font is a program of sorts: composite glyphs reference other glyphs,
+so 14 KB of nested composites can expand to gigabytes of path data or minutes of
+work. Two budgets bound one conversion: the *output* budget is counted here while
+the pens write (:class:`FontError` ``font_too_complex`` as soon as it is crossed,
+before memory grows); the *time* budget is enforced by the caller, which runs the
+conversion in a worker process it kills on the deadline (see ``routers/fonts.py``).
+Composite cycles are found before drawing and named (``composite_cycle``).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import brotli
 from fontTools.pens.svgPathPen import SVGPathPen
-from fontTools.ttLib import TTFont
+from fontTools.ttLib import TTFont, TTLibError
 from fontTools.ttLib.woff2 import WOFF2DirectoryEntry, woff2DirectorySize
 
 #: Target em size in px: every glyph is scaled by ``TARGET_PX / unitsPerEm``.
@@ -35,8 +45,14 @@ MAX_SFNT_BYTES = 64 * 1024 * 1024
 #: Conversions running at once, each in a worker *process*. fontTools is pure
 #: Python: in a thread it holds the GIL and every socket operation of the trio
 #: thread waits for it (bench/fonts.py measured GET / p99 at ~170 ms with a worker
-#: thread). One process keeps the other core for the service itself.
-CONVERSION_WORKERS = 1
+#: thread). ``FONT_WORKERS=0`` (the default) means one per CPU, at most this many.
+MAX_AUTO_WORKERS = 4
+#: Default time budget of one conversion (``FONT_TIMEOUT_SECONDS``).
+TIMEOUT_S = 10.0
+#: Default output budget of one conversion, bytes of SVG path lines (``FONT_MAX_OUTPUT_BYTES``).
+MAX_OUTPUT_BYTES = 5 * 1024 * 1024
+#: Composite glyphs nested deeper than this are refused (real fonts use 1-3 levels).
+MAX_COMPONENT_DEPTH = 16
 #: The file name endings accepted (compared case-insensitively).
 EXTENSIONS = (".ttf", ".otf", ".woff", ".woff2")
 
@@ -67,12 +83,42 @@ _INFLATE_CHUNK = 1024 * 1024
 
 
 class FontError(ValueError):
-    """The bytes are not a usable font; ``code`` is the stable error word."""
+    """The bytes are not a usable font; ``code`` is the stable error word.
 
-    def __init__(self, message: str, *, code: str) -> None:
+    ``status`` is the HTTP status the router answers with: 400 for a broken or
+    unusable font, 422 for a well-formed font that exceeds a budget.
+    """
+
+    def __init__(
+        self, message: str, *, code: str, status: int = 400, details: Any = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.status = status
+        self.details = details
+
+    def __reduce__(self) -> Any:
+        # Raised in a worker process: pickled back with its keyword arguments.
+        return (_font_error, (self.message, self.code, self.status, self.details))
+
+
+def _font_error(message: str, code: str, status: int, details: Any) -> FontError:
+    return FontError(message, code=code, status=status, details=details)
+
+
+def too_complex(limit: str, message: str, **details: Any) -> FontError:
+    """422 ``font_too_complex``: a budget was exceeded; ``limit`` says which one."""
+    return FontError(
+        message, code="font_too_complex", status=422, details={"limit": limit, **details}
+    )
+
+
+def worker_count(configured: int) -> int:
+    """Conversion workers: ``configured``, or with 0 one per CPU (at most :data:`MAX_AUTO_WORKERS`)."""
+    if configured > 0:
+        return configured
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
 
 
 @attrs.frozen
@@ -122,14 +168,22 @@ def glyph_id(char: str) -> str:
 
 
 def convert_font(
-    data: bytes, font_name: str, *, max_sfnt_bytes: int = MAX_SFNT_BYTES
+    data: bytes,
+    font_name: str,
+    *,
+    max_sfnt_bytes: int = MAX_SFNT_BYTES,
+    max_output_bytes: int = MAX_OUTPUT_BYTES,
 ) -> FontConversion:
-    """Convert the font in ``data`` to SVG path definitions; raise :class:`FontError`."""
+    """Convert the font in ``data`` to SVG path definitions; raise :class:`FontError`.
+
+    ``max_output_bytes`` bounds the path data written (the output budget); the
+    time budget is the caller's (a worker process killed on its deadline).
+    """
     if not data:
         raise FontError("the uploaded file is empty", code="empty_file")
     _check_container(data, max_sfnt_bytes)
     try:
-        return _convert(data, font_name)
+        return _convert(data, font_name, _Budget(max_output_bytes))
     except FontError:
         raise
     except Exception as exc:  # fontTools signals corrupt data with many types
@@ -138,7 +192,7 @@ def convert_font(
         ) from exc
 
 
-def _convert(data: bytes, font_name: str) -> FontConversion:
+def _convert(data: bytes, font_name: str, budget: _Budget) -> FontConversion:
     font = TTFont(io.BytesIO(data))
     _check_table_bounds(font, len(data))
     if "cmap" not in font:
@@ -152,6 +206,8 @@ def _convert(data: bytes, font_name: str) -> FontConversion:
     scale = TARGET_PX / font["head"].unitsPerEm
     transform = f"translate(0, {_ascender(font) * scale:.2f}) scale({scale:.4f}, -{scale:.4f})"
     glyph_set = font.getGlyphSet()
+    if "glyf" in font:
+        _check_composites(font, [name for name in map(cmap.get, map(ord, CHARACTERS)) if name])
 
     lines: list[str] = []
     missing: list[str] = []
@@ -163,13 +219,15 @@ def _convert(data: bytes, font_name: str) -> FontConversion:
             missing.append(char)
             continue
         glyph = glyph_set[name]
-        pen = SVGPathPen(glyph_set)
+        pen = _BudgetPen(glyph_set, budget)
         glyph.draw(pen)
         commands = pen.getCommands()
         if not commands:
             empty.append(char)
             continue
-        lines.append(f'<path id="_{glyph_id(char)}" d="{commands}" transform="{transform}" />')
+        line = f'<path id="_{glyph_id(char)}" d="{commands}" transform="{transform}" />'
+        budget.spend(len(line) - pen.counted + 1)  # the exact line, plus its newline
+        lines.append(line)
         advances[char] = round(glyph.width * scale, 2)
 
     if not lines:
@@ -187,6 +245,116 @@ def _convert(data: bytes, font_name: str) -> FontConversion:
         empty=tuple(empty),
         advances=advances,
     )
+
+
+class _Budget:
+    """The output budget of one conversion: bytes of path data still allowed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+
+    def spend(self, size: int) -> None:
+        self.spent += size
+        if self.spent > self.limit:
+            raise too_complex(
+                "output",
+                f"the font's outlines expand past the output budget of {self.limit} bytes "
+                "of SVG path data (nested composite glyphs?)",
+                max_bytes=self.limit,
+            )
+
+
+class _BudgetPen(SVGPathPen):  # type: ignore[misc]
+    """An SVG path pen that charges every command it writes to the budget.
+
+    Charging while drawing (not after the glyph) matters: one composite glyph of
+    nested composites can expand to gigabytes before its ``draw`` returns.
+    """
+
+    def __init__(self, glyph_set: Any, budget: _Budget) -> None:
+        super().__init__(glyph_set)
+        self._budget = budget
+        self._seen = 0
+        #: Bytes charged so far for this glyph's commands.
+        self.counted = 0
+
+    def _charge(self) -> None:
+        commands = self._commands
+        size = sum(len(command) + 1 for command in commands[self._seen :])
+        self._seen = len(commands)
+        self.counted += size
+        self._budget.spend(size)
+
+    def _moveTo(self, pt: Any) -> None:  # noqa: N802 (fontTools' names)
+        super()._moveTo(pt)
+        self._charge()
+
+    def _lineTo(self, pt: Any) -> None:  # noqa: N802
+        super()._lineTo(pt)
+        self._charge()
+
+    def _curveToOne(self, pt1: Any, pt2: Any, pt3: Any) -> None:  # noqa: N802
+        super()._curveToOne(pt1, pt2, pt3)
+        self._charge()
+
+    def _qCurveToOne(self, pt1: Any, pt2: Any) -> None:  # noqa: N802
+        super()._qCurveToOne(pt1, pt2)
+        self._charge()
+
+    def _closePath(self) -> None:  # noqa: N802
+        super()._closePath()
+        self._charge()
+
+    def _endPath(self) -> None:  # noqa: N802
+        super()._endPath()
+        self._charge()
+
+
+def _check_composites(font: TTFont, names: list[str]) -> None:
+    """Refuse composite glyphs that reference themselves, or nest absurdly deep.
+
+    fontTools would recurse until Python's recursion limit (a cycle) or draw
+    for minutes (deep nesting); both are named here instead, before drawing.
+    Each glyph is visited once (memoised), so the check is linear in the font.
+    """
+    glyf = font["glyf"]
+    heights: dict[str, int] = {}
+
+    def height(name: str, path: list[str]) -> int:
+        if name in heights:
+            return heights[name]
+        if name in path:
+            cycle = [*path[path.index(name) :], name]
+            shown = " -> ".join(repr(part[:64]) for part in cycle[:8])
+            raise FontError(
+                f"the font's composite glyphs form a cycle ({shown}); refusing it",
+                code="composite_cycle",
+                details={"glyphs": [part[:64] for part in cycle[:8]]},
+            )
+        if name not in glyf:
+            raise FontError(
+                f"the font is corrupt: a composite glyph uses glyph {name[:64]!r}, which it lacks",
+                code="corrupt_font",
+            )
+        glyph = glyf[name]
+        result = 0
+        if glyph.isComposite():
+            if len(path) >= MAX_COMPONENT_DEPTH:
+                raise too_complex(
+                    "component_depth",
+                    f"the font's composite glyphs nest deeper than {MAX_COMPONENT_DEPTH} levels",
+                    max_depth=MAX_COMPONENT_DEPTH,
+                )
+            path.append(name)
+            for component in glyph.components:
+                result = max(result, height(component.glyphName, path) + 1)
+            path.pop()
+        heights[name] = result
+        return result
+
+    for name in names:
+        height(name, [])
 
 
 def _ascender(font: TTFont) -> int:
@@ -297,6 +465,15 @@ def _too_large(size: int, limit: int) -> FontError:
     )
 
 
+#: Exceptions whose text describes the font's data (not this code): shown to clients.
+_DATA_ERRORS = (struct.error, TTLibError, EOFError, zlib.error, brotli.error, ValueError)
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    """A short reason for a client; never a Python class name or an internal message."""
+    if isinstance(exc, RecursionError):
+        return "its structures nest too deeply"
+    if isinstance(exc, KeyError):
+        return f"it lacks an entry it refers to ({str(exc)[:80]})"
+    text = str(exc).strip().splitlines() if isinstance(exc, _DATA_ERRORS) else []
+    return (text[0] if text else "its tables are inconsistent")[:200]

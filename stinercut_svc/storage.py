@@ -15,6 +15,10 @@ from pathlib import Path, PurePosixPath
 import attrs
 
 SUBFOLDERS = ("uploads", "temp", "output", "thumbnails")
+#: Longest file or folder name (bytes) on Linux filesystems (ext4, xfs, tmpfs: NAME_MAX).
+NAME_MAX_BYTES = 255
+#: Longest relative path accepted (PATH_MAX is 4096 including the root's own length).
+PATH_MAX_BYTES = 3072
 
 
 class UnsafePathError(ValueError):
@@ -61,6 +65,12 @@ class Storage:
             raise UnsafePathError("path must be relative to the storage root")
         if any(part == ".." for part in pure.parts):
             raise UnsafePathError("path must not contain '..'")
+        # The kernel refuses longer names with ENAMETOOLONG wherever they are used
+        # (stat, open): refuse them here, as the client's mistake they are.
+        if any(len(part.encode("utf-8", "surrogatepass")) > NAME_MAX_BYTES for part in pure.parts):
+            raise UnsafePathError(f"a path component is longer than {NAME_MAX_BYTES} bytes")
+        if len(relative.encode("utf-8", "surrogatepass")) > PATH_MAX_BYTES:
+            raise UnsafePathError(f"path is longer than {PATH_MAX_BYTES} bytes")
         candidate = self.root.joinpath(*pure.parts)
         real_root = self.root.resolve()
         real = candidate.resolve()

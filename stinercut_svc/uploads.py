@@ -34,15 +34,28 @@ block raises, is cancelled, the client disconnects (Quart cancels the handler),
 or the block simply does not keep the file, it is deleted, under a shielded
 scope. So a failed upload leaves nothing behind, and a successful one leaves
 exactly the kept file. In-progress files are named :data:`TEMP_PREFIX` ``…``;
-registration by path refuses such names.
+registration by path refuses such names. A full disk while the file is written
+→ 507 ``insufficient_storage``, and the partial file is removed like any other.
+
+Crashes. A process that dies mid-upload (SIGKILL, OOM, power) runs no cleanup,
+so its partial file would stay forever. Every live partial is recorded in the
+app's :class:`PartialUploads` registry from before it is created until it is
+gone or renamed; :func:`sweep_partials_forever` (start-up, then periodically)
+removes ``.upload-*`` files that no live request of *this* process owns and
+that have not been written for :data:`PARTIAL_MAX_AGE_S`. The age guard is what
+keeps other instances' live uploads safe on shared storage: a receiving upload
+writes at least every :data:`TOUCH_INTERVAL_S` (or is cut off with 408 after
+:data:`IDLE_TIMEOUT_S`), so its mtime never grows that old.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import secrets
+import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -51,7 +64,7 @@ from typing import Any
 
 import attrs
 import trio
-from quart import Request
+from quart import Request, current_app
 from quart_trio.asgi import TrioASGIHTTPConnection
 from quart_trio.wrappers.request import TrioBody
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -65,7 +78,9 @@ from werkzeug.sansio.multipart import (
     State,
 )
 
-from .errors import ApiError
+from .errors import ApiError, is_disk_full
+
+log = logging.getLogger(__name__)
 
 _KIB = 1024
 _MIB = 1024 * _KIB
@@ -89,6 +104,16 @@ MAX_FILENAME_BYTES = 180
 MULTIPART_SLACK_BYTES = 64 * _KIB
 #: Name prefix of files still being received (hidden, never a sanitised name).
 TEMP_PREFIX = ".upload-"
+#: A receiving upload writes what it has at least this often, even below a full
+#: batch, so its file's mtime shows it is alive (the sweep's age guard).
+TOUCH_INTERVAL_S = 10.0
+#: Partial files not written for this long belong to no live upload anywhere:
+#: every live one writes at least every TOUCH_INTERVAL_S, or is cut off with 408
+#: after IDLE_TIMEOUT_S; what follows the body (ffprobe, thumbnail, database)
+#: has deadlines well inside this too.
+PARTIAL_MAX_AGE_S = 10 * IDLE_TIMEOUT_S
+#: How often the sweep runs after the one at start-up.
+SWEEP_INTERVAL_S = 300.0
 _BOUNDARY_RE = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{1,70}$")
 _UNSAFE_CHARS_RE = re.compile(r"[^\w.\-]+")
 _REPEATS_RE = re.compile(r"_{2,}")
@@ -222,6 +247,97 @@ class StreamingHTTPConnection(TrioASGIHTTPConnection):
         nursery.cancel_scope.cancel()
 
 
+class PartialUploads:
+    """The partial files this process's live requests own (one per app).
+
+    Touched on the trio thread only. The sweep takes a snapshot before it walks
+    the folders in a worker thread; an upload that starts after the snapshot has
+    a fresh mtime, so the age guard protects it.
+    """
+
+    def __init__(self) -> None:
+        self._live: set[Path] = set()
+
+    def add(self, path: Path) -> None:
+        self._live.add(path)
+
+    def discard(self, path: Path) -> None:
+        self._live.discard(path)
+
+    def snapshot(self) -> frozenset[Path]:
+        return frozenset(self._live)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._live
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+
+def sweep_partials(
+    folders: list[Path], live: frozenset[Path], max_age_s: float, now: float
+) -> list[Path]:
+    """Remove ``.upload-*`` files under ``folders`` that are not ``live`` and older
+    than ``max_age_s`` (by mtime, against wall-clock ``now``); return them.
+
+    Blocking (a directory walk): run it in a worker thread.
+    """
+    removed: list[Path] = []
+    for folder in folders:
+        for directory, _dirs, files in os.walk(folder):
+            for name in files:
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                path = Path(directory) / name
+                if path in live:
+                    continue
+                try:
+                    if now - path.lstat().st_mtime < max_age_s:
+                        continue
+                    path.unlink()
+                except FileNotFoundError:
+                    continue  # finished or removed meanwhile
+                removed.append(path)
+    return removed
+
+
+async def sweep_partials_forever(
+    folders: list[Path],
+    registry: PartialUploads,
+    *,
+    interval_s: float = SWEEP_INTERVAL_S,
+    max_age_s: float = PARTIAL_MAX_AGE_S,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Sweep at start-up, then every ``interval_s``; runs in the app nursery."""
+    task_status.started()
+    while True:
+        try:
+            removed = await trio.to_thread.run_sync(
+                sweep_partials, folders, registry.snapshot(), max_age_s, time_now()
+            )
+        except OSError as exc:  # an unreadable folder must not end the sweeping
+            log.warning("partial upload sweep failed: %s", exc.strerror or exc)
+        else:
+            if removed:
+                log.info(
+                    "removed %d partial upload(s) left by crashed requests: %s",
+                    len(removed),
+                    ", ".join(path.name for path in removed[:10]),
+                )
+        await trio.sleep(interval_s)
+
+
+def time_now() -> float:
+    """Wall-clock seconds, comparable with file mtimes."""
+    return time.time()
+
+
+def _registry() -> PartialUploads | None:
+    registry = getattr(current_app, "partial_uploads", None)
+    return registry if isinstance(registry, PartialUploads) else None
+
+
 def sanitise_filename(raw: str, default: str = "upload") -> str:
     """A safe single path component from a client-supplied file name.
 
@@ -326,6 +442,8 @@ class _Part:
     text: bytearray | None = None
     file: Any = None
     batch: bytearray = attrs.Factory(bytearray)
+    #: trio.current_time() of the last write (see TOUCH_INTERVAL_S).
+    written_at: float = 0.0
 
 
 @asynccontextmanager
@@ -357,7 +475,13 @@ async def receive_upload(
     body_limit = None if max_file_bytes is None else max_file_bytes + MULTIPART_SLACK_BYTES
     if body_limit is not None and (request.content_length or 0) > body_limit:
         raise too_large("the file", max_file_bytes)  # type: ignore[arg-type]
-    await trio.to_thread.run_sync(lambda: directory.mkdir(parents=True, exist_ok=True))
+    try:
+        await trio.to_thread.run_sync(lambda: directory.mkdir(parents=True, exist_ok=True))
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise ApiError.disk_full("the upload") from None
+        raise
+    registry = _registry() or PartialUploads()
     receiver = _Receiver(
         directory,
         file_field,
@@ -365,18 +489,24 @@ async def receive_upload(
         max_file_bytes=max_file_bytes,
         body_limit=body_limit,
         check_filename=check_filename,
+        registry=registry,
     )
     upload: ReceivedUpload | None = None
     try:
-        await receiver.run(request, boundary)
-        upload = receiver.result()
-        yield upload
-    except BaseException:
-        await remove_file(upload.path if upload is not None else receiver.temp)
-        raise
-    if not upload.kept:
-        # A file the block did not keep (a font read into memory) is not left behind.
-        await remove_file(upload.path)
+        try:
+            await receiver.run(request, boundary)
+            upload = receiver.result()
+            yield upload
+        except BaseException:
+            await remove_file(upload.path if upload is not None else receiver.temp)
+            raise
+        if not upload.kept:
+            # A file the block did not keep (a font read into memory) is not left behind.
+            await remove_file(upload.path)
+    finally:
+        # Gone or renamed by now: no longer a live partial of this process.
+        if receiver.temp is not None:
+            registry.discard(receiver.temp)
 
 
 def _boundary(request: Request, file_field: str) -> bytes:
@@ -404,7 +534,9 @@ class _Receiver:
         max_file_bytes: int | None,
         body_limit: int | None,
         check_filename: Callable[[str], object] | None,
+        registry: PartialUploads,
     ) -> None:
+        self.registry = registry
         self.directory = directory
         self.file_field = file_field
         self.allowed = fields
@@ -422,6 +554,22 @@ class _Receiver:
 
     async def run(self, request: Request, boundary: bytes) -> None:
         decoder = MultipartDecoder(boundary, max_parts=MAX_PARTS)
+        try:
+            await self._receive(request, decoder)
+        except OSError as exc:
+            if is_disk_full(exc):
+                log.error("storage full while receiving an upload into %s", self.directory.name)
+                raise ApiError.disk_full("the upload") from None
+            raise
+        finally:
+            if self.part is not None and self.part.file is not None:
+                with trio.CancelScope(shield=True):
+                    try:
+                        await self.part.file.aclose()
+                    except OSError:
+                        pass  # ENOSPC again on the final flush; the file is removed anyway
+
+    async def _receive(self, request: Request, decoder: MultipartDecoder) -> None:
         chunks = request.body.__aiter__()
         try:
             while True:
@@ -452,10 +600,6 @@ class _Receiver:
             # RequestEntityTooLarge for too many parts.
             detail = "too many parts" if isinstance(exc, RequestEntityTooLarge) else str(exc)
             raise _malformed(f"malformed multipart body: {detail}") from None
-        finally:
-            if self.part is not None and self.part.file is not None:
-                with trio.CancelScope(shield=True):
-                    await self.part.file.aclose()
 
     async def _drain(self, decoder: MultipartDecoder) -> None:
         while True:
@@ -499,8 +643,10 @@ class _Receiver:
         self.filename = sanitise_filename(raw)
         suffix = Path(self.filename).suffix
         self.temp = self.directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
+        # Registered before it exists: the sweep never sees it unowned.
+        self.registry.add(self.temp)
         handle = await trio.open_file(self.temp, "xb")
-        self.part = _Part(name=event.name, file=handle)
+        self.part = _Part(name=event.name, file=handle, written_at=trio.current_time())
 
     def _start_field(self, event: Field) -> None:
         if event.name == self.file_field:
@@ -522,9 +668,19 @@ class _Receiver:
             self.size += len(event.data)
             if self.max_file_bytes is not None and self.size > self.max_file_bytes:
                 raise too_large("the file", self.max_file_bytes)
-            if len(part.batch) >= WRITE_BATCH_BYTES or not event.more_data:
+            if (
+                len(part.batch) >= WRITE_BATCH_BYTES
+                or not event.more_data
+                or trio.current_time() - part.written_at >= TOUCH_INTERVAL_S
+            ):
+                full = len(part.batch) >= WRITE_BATCH_BYTES
                 await part.file.write(part.batch)
+                if not full:
+                    # Past Python's buffer: a slow trickle still moves the mtime
+                    # (the sweep's age guard), and a full disk shows up now.
+                    await part.file.flush()
                 part.batch = bytearray()
+                part.written_at = trio.current_time()
             if not event.more_data:
                 await part.file.aclose()
                 part.file = None

@@ -304,7 +304,7 @@ async def test_convert_route_accepts_otf_woff_woff2(client, filename: str, build
 
 async def _error(response_or_pair) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
     status, body = response_or_pair
-    assert set(body) == {"error"}, body
+    assert set(body) == {"error", "detail"} and body["detail"] == body["error"]["message"], body
     return status, body["error"]["code"], body["error"]["message"]
 
 

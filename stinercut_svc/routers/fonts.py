@@ -7,12 +7,19 @@ the body is read, a file part that grows past it (chunked bodies, lying headers)
 is cut off with 413 while arriving, and the file name is checked as soon as the
 part's headers arrive (a wrong extension is refused without reading the font).
 The temporary file is read back in a worker thread and always removed.
-Conversion is CPU work and runs in a worker process under ``app.font_limiter``,
-so the trio thread keeps serving.
+Conversion is CPU work and runs in a worker process under ``app.font_limiter``
+(``FONT_WORKERS`` at once), so the trio thread keeps serving. Each conversion has
+a time budget (``FONT_TIMEOUT_SECONDS``, counted from when it got a worker slot,
+not while it queued) and an output budget (``FONT_MAX_OUTPUT_BYTES``, counted in
+the worker); past either the answer is 422 ``font_too_complex`` naming the limit.
+On the time budget the worker process is killed (trio-parallel kills a
+``cancellable`` worker on cancellation) and the next conversion starts a fresh one.
 """
 
 from __future__ import annotations
 
+import logging
+from functools import partial
 
 import attrs
 import trio
@@ -26,6 +33,8 @@ from ..context import current
 from ..errors import ApiError
 from ..uploads import receive_upload
 from .docs import errors
+
+log = logging.getLogger(__name__)
 
 blueprint = Blueprint("fonts", __name__, url_prefix="/api/fonts")
 
@@ -57,23 +66,46 @@ class FontUpload:
 @blueprint.post("/convert")
 @document_request(FontUploadIn, source=DataSource.FORM_MULTIPART)
 @document_response(FontConversionOut)
-@errors(400, 408, 413, 415, 422)
+@errors(400, 408, 413, 415, 422, 507)
 async def convert() -> Response:
     app = current()
     upload = await receive_font()
+    budget_s = app.settings.font_timeout_seconds
+    convert = partial(
+        fonts.convert_font,
+        upload.data,
+        upload.font_name,
+        max_output_bytes=app.settings.font_max_output_bytes,
+    )
     try:
-        # In a worker process: see fonts.CONVERSION_WORKERS for why not a thread.
-        # cancellable: a client that goes away frees the worker at once.
-        result = await app.font_workers.run_sync(
-            fonts.convert_font,
-            upload.data,
-            upload.font_name,
-            limiter=app.font_limiter,
-            cancellable=True,
-        )
+        # The slot first, then the clock: time spent queueing behind other
+        # conversions is not the font's fault.
+        async with app.font_limiter:
+            with trio.move_on_after(budget_s) as deadline:
+                # In a worker process: see fonts.MAX_AUTO_WORKERS for why not a
+                # thread. cancellable: on the deadline (or a client that goes away)
+                # trio-parallel kills the worker process instead of waiting for it.
+                # (Its own limiter is a private one: app.font_limiter is held.)
+                result = await app.font_workers.run_sync(
+                    convert, limiter=trio.CapacityLimiter(1), cancellable=True
+                )
     except fonts.FontError as exc:
-        raise ApiError(400, exc.message, code=exc.code) from None
+        raise ApiError(exc.status, exc.message, code=exc.code, details=exc.details) from None
+    if deadline.cancelled_caught:
+        log.warning(
+            "font %r exceeded the %g s conversion budget; its worker was killed",
+            upload.font_name[:80],
+            budget_s,
+        )
+        raise ApiError(
+            422,
+            f"the font takes longer than the time budget of {budget_s:g} s to convert "
+            "(nested composite glyphs?)",
+            code="font_too_complex",
+            details={"limit": "time", "seconds": budget_s},
+        )
     return jsonify(result.to_api())
+
 
 
 async def receive_font() -> FontUpload:
