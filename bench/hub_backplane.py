@@ -29,12 +29,15 @@ import argparse
 import base64
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import attrs
@@ -51,6 +54,76 @@ HOST = "127.0.0.1"
 QUIET_S = 5.0  # a receiver that got nothing for this long has lost the rest
 
 
+def coredis_tree(dest: Path) -> str | None:
+    """The service as it was just before the bridge dropped coredis, unpacked into
+    ``dest`` (``git archive``, read-only for the repository); its commit, or None."""
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%H", "-S", "import coredis",
+         "--", "stinercut_svc/backplane.py"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()
+    if not found:
+        return None
+    # The newest commit before that one whose hub is importable (a commit in between
+    # may hold a half-moved hub package).
+    candidates = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-list", "--max-count=50", f"{found}^"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    for rev in candidates:
+        for path in ("stinercut_svc/hub.py", "stinercut_svc/hub/__init__.py"):
+            exists = subprocess.run(
+                ["git", "-C", str(ROOT), "cat-file", "-e", f"{rev}:{path}"], capture_output=True
+            )
+            if exists.returncode == 0:
+                break
+        else:
+            continue
+        break
+    else:
+        return None
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "stinercut_svc"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return rev
+
+
+@asynccontextmanager
+async def serve_tree(tree: Path, **env: str) -> AsyncIterator[tuple[str, int]]:
+    """Like ``serve_in_child``, but the package is imported from ``tree`` (its cwd)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port = int(sock.getsockname()[1])
+    environ = {**os.environ, "HOST": HOST, "PORT": str(port), "LOG_LEVEL": "WARNING",
+               "PYTHONPATH": str(tree), **env}
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "stinercut_svc", "serve"], env=environ, cwd=str(tree),
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://{HOST}:{port}"
+    try:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            with trio.fail_after(60):
+                while True:
+                    if process.returncode is not None:
+                        raise RuntimeError(f"the old service exited ({process.returncode})")
+                    try:
+                        if (await http.get(f"{url}/")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await trio.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        with trio.move_on_after(10):
+            await process.wait()
+        process.kill()
+        await process.wait()
+
+
 @attrs.frozen
 class Service:
     name: str
@@ -63,14 +136,10 @@ class Service:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time of every thread of ``pid`` so far (nanosecond resolution)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (FileNotFoundError, ProcessLookupError):
-            pass  # a thread that just ended
-    return total / 1e9
+    """User + system CPU of ``pid`` so far, threads that ended included (``/proc/PID/stat``;
+    summing the live threads' schedstat would lose the ones that ended meanwhile)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @attrs.define
@@ -249,8 +318,26 @@ async def main(args: argparse.Namespace) -> int:
                     **extra,
                 }
                 os.makedirs(f"{tmp}/{name}/data", exist_ok=True)
-                url, pid = await stack.enter_async_context(serve_in_child(**env))
+                url, pid = await stack.enter_async_context(serve_in_child(**env))  # type: ignore[arg-type]
                 services[name] = Service(name, url, pid)
+            old_rev = coredis_tree(Path(tmp) / "old") if args.compare_coredis else None
+            if old_rev:
+                old_channel = f"bench-old:{uuid.uuid4().hex}"
+                for name, extra in (
+                    ("old-plain", {}),
+                    ("old-A", {"REDIS_URL": redis.url, "REDIS_HUB_CHANNEL": old_channel}),
+                    ("old-B", {"REDIS_URL": redis.url, "REDIS_HUB_CHANNEL": old_channel}),
+                ):
+                    os.makedirs(f"{tmp}/{name}/data", exist_ok=True)
+                    env = {
+                        "DATA_DIR": f"{tmp}/{name}/data",
+                        "SHARED_VIDEO_PATH": f"{tmp}/{name}/shared",
+                        "WS_PING_INTERVAL": "0",
+                        "DATABASE_URL": f"sqlite:///{tmp}/{name}.sqlite3",
+                        **extra,
+                    }
+                    url, pid = await stack.enter_async_context(serve_tree(Path(tmp) / "old", **env))
+                    services[name] = Service(name, url, pid)
             plain, a, b = services["plain"], services["A"], services["B"]
             await trio.sleep(1.0)  # both bridges connected
             print(f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs; repeat {args.repeat}; "
@@ -276,6 +363,22 @@ async def main(args: argparse.Namespace) -> int:
                       f"(no clients) {bridged.cpu['B']:.3f} s -> {receive_us:.1f} us/msg; "
                       f"lost {base.expected - base.delivered}/"
                       f"{bridged.expected - bridged.delivered}", flush=True)
+
+            # 1b. the same with the coredis bridge (the code before this one), same run
+            old_send: list[float] = []
+            old_receive: list[float] = []
+            if old_rev:
+                op, oa, ob = services["old-plain"], services["old-A"], services["old-B"]
+                n = args.cpu_messages // 4  # it is slow: fewer messages, same measure
+                await run_load([(oa, 1)], [oa], 200, [oa, ob])  # warm-up
+                for i in range(args.repeat):
+                    base = await run_load([(op, 1)], [op], n, [op])
+                    bridged = await run_load([(oa, 1)], [oa], n, [oa, ob])
+                    old_send.append(1e6 * (bridged.cpu["old-A"] - base.cpu["old-plain"]) / n)
+                    old_receive.append(1e6 * bridged.cpu["old-B"] / n)
+                    print(f"coredis bridge ({old_rev[:12]}) run {i + 1}: {n} msgs: "
+                          f"{old_send[-1]:.1f} us/msg send side, {old_receive[-1]:.1f} us/msg "
+                          f"received; lost {bridged.expected - bridged.delivered}", flush=True)
 
             # 2. one instance vs two with the clients split
             half = args.clients // 2
@@ -313,6 +416,11 @@ async def main(args: argparse.Namespace) -> int:
             recv_med = statistics.median(per_receive)
             print(f"median: bridge CPU {send_med:.1f} us per routed message (send side), "
                   f"{recv_med:.1f} us per message received")
+            if old_send:
+                old_total = statistics.median(old_send) + statistics.median(old_receive)
+                print(f"median: coredis bridge {statistics.median(old_send):.1f} us send side + "
+                      f"{statistics.median(old_receive):.1f} us received; new/old per routed "
+                      f"message (send + receive) = x{(send_med + recv_med) / old_total:.3f}")
             for label, values in ratios.items():
                 print(f"median: two instances / one ({label}) = x{statistics.median(values):.2f} "
                       f"({statistics.median(rates[label + ' two']):,.0f} vs "
@@ -327,6 +435,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cpu-messages", type=int, default=10000)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--no-compare-coredis", dest="compare_coredis", action="store_false",
+                        help="skip the same measure on the code before this bridge (coredis)")
     return parser.parse_args()
 
 
