@@ -79,6 +79,7 @@ from werkzeug.sansio.multipart import (
 )
 
 from .errors import ApiError, is_disk_full
+from .storage import NAME_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -637,6 +638,16 @@ class _Receiver:
                 details={"field": event.name},
             )
         raw = event.filename or ""
+        base = raw.replace("\\", "/").rsplit("/", 1)[-1]
+        if len(base.encode("utf-8", "surrogatepass")) > NAME_MAX_BYTES:
+            # No filesystem here stores such a name; shortening it silently would
+            # store the clip under a name the client never chose.
+            raise ApiError(
+                400,
+                f"the file name is longer than {NAME_MAX_BYTES} bytes",
+                code="filename_too_long",
+                details={"field": event.name},
+            )
         if self.check_filename is not None:
             self.check_filename(raw)
         self.client_filename = raw
