@@ -18,7 +18,7 @@ from stinercut_svc.config import normalise_database_url
 
 MYSQL_URL = os.environ.get("STINERCUT_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("STINERCUT_TEST_REDIS_URL")
-TABLES_CHILD_FIRST = ("video", "job", "asset", "setting", "project")
+TABLES_CHILD_FIRST = ("video_file_segment", "video_file", "imported_file", "jump", "import_batch", "video", "job", "asset", "setting", "project")
 
 
 def backend_name() -> str:
