@@ -9,12 +9,14 @@ real socket to check they are refused while still arriving.
 from __future__ import annotations
 
 import io
+import os
 import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import attrs
 import pytest
 import trio
 from fontTools.fontBuilder import FontBuilder
@@ -24,8 +26,12 @@ from fontTools.ttLib import TTFont
 from quart.datastructures import FileStorage
 
 from stinercut_svc import fonts
+from stinercut_svc.app import create_app
+from stinercut_svc.config import Settings
 from stinercut_svc.context import StinercutApp
 from stinercut_svc.fonts import FontError, convert_font
+from tests.support.processes import descendants
+from tests.support.server import running_server
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 BOUNDARY = "stinercutBoundary"
@@ -538,7 +544,7 @@ async def test_conversions_wait_on_the_app_limiter_while_the_app_keeps_serving(
 
     nursery.start_soon(convert)
     with trio.fail_after(10):
-        while limiter.statistics().tasks_waiting == 0:
+        while limiter.statistics().tasks_waiting == 0:  # noqa: ASYNC110 (polling a limiter)
             await trio.sleep(0.01)
         # The conversion is queued on the limiter; the app still answers others.
         response = await client.get("/")
@@ -546,6 +552,155 @@ async def test_conversions_wait_on_the_app_limiter_while_the_app_keeps_serving(
         assert results == []
         for holder in holders:
             limiter.release_on_behalf_of(holder)
-        while not results:
+        while not results:  # noqa: ASYNC110 (polling results)
             await trio.sleep(0.01)
     assert results == [200]
+
+
+# --- budgets: time (worker killed), output, nesting depth ----------------------------
+
+class _AnyGlyph:
+    """A glyph set with every name (TTGlyphPen checks that components exist)."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+def nested_composites(levels: int, fan_out: int, *, leaf: Draw = _square) -> bytes:
+    """``A`` = ``fan_out`` × level ``levels - 1`` = ... = ``fan_out**levels`` leaves.
+
+    A few hundred bytes that expand exponentially when drawn: with an outline leaf
+    the path data explodes (the output budget), with an empty leaf only the work
+    does (the time budget). The shape of the 14 KB font of the issue.
+    """
+    glyphs: dict[str, object] = {"L0": _pen_glyph(leaf)}
+    for level in range(1, levels + 1):
+        pen = TTGlyphPen(_AnyGlyph())
+        for i in range(fan_out):
+            pen.addComponent(f"L{level - 1}", (1, 0, 0, 1, (i % 5) * 10, 0))
+        glyphs[f"L{level}"] = pen.glyph()
+    builder = FontBuilder(1000, isTTF=True)
+    order = [".notdef", *glyphs]
+    builder.setupGlyphOrder(order)
+    builder.setupCharacterMap({ord("A"): f"L{levels}", ord("b"): "L0"})
+    builder.setupGlyf({".notdef": _pen_glyph(_square), **glyphs})
+    builder.setupHorizontalMetrics({name: (600, 0) for name in order})
+    builder.setupHorizontalHeader(ascent=800, descent=-200)
+    builder.setupNameTable({"familyName": "Nested", "styleName": "Regular"})
+    builder.setupOS2(sTypoAscender=750, usWinAscent=800)
+    builder.setupPost()
+    # Recalculating bounds and maxp would itself expand every composite (and overflow).
+    builder.font.recalcBBoxes = False
+    out = io.BytesIO()
+    builder.font.save(out)
+    return out.getvalue()
+
+
+def test_output_budget_is_counted_while_drawing() -> None:
+    data = nested_composites(5, 10)  # 100,000 squares: ~1.7 MB of path data
+    assert len(data) < 2000
+    with pytest.raises(FontError) as caught:
+        convert_font(data, "x", max_output_bytes=100_000)
+    assert (caught.value.code, caught.value.status) == ("font_too_complex", 422)
+    assert caught.value.details == {"limit": "output", "max_bytes": 100_000}
+    assert "100000 bytes" in caught.value.message
+    # Within the budget the same font converts (the count is not an estimate gone wrong).
+    result = convert_font(nested_composites(2, 3), "x", max_output_bytes=100_000)
+    assert result.glyph_count == 2
+
+
+def test_output_budget_counts_exact_lines() -> None:
+    result = convert_font(build_truetype(), "x")
+    size = len(result.svg_paths) + 1  # every line plus its newline
+    assert convert_font(build_truetype(), "x", max_output_bytes=size) == result
+    with pytest.raises(FontError) as caught:
+        convert_font(build_truetype(), "x", max_output_bytes=size - 1)
+    assert caught.value.code == "font_too_complex"
+
+
+def test_composites_nested_too_deep_are_refused_before_drawing() -> None:
+    with pytest.raises(FontError) as caught:
+        convert_font(nested_composites(fonts.MAX_COMPONENT_DEPTH + 1, 1), "x")
+    assert (caught.value.code, caught.value.status) == ("font_too_complex", 422)
+    assert caught.value.details["limit"] == "component_depth"
+    assert convert_font(nested_composites(fonts.MAX_COMPONENT_DEPTH, 1), "x").glyph_count == 2
+
+
+def test_worker_count() -> None:
+    assert fonts.worker_count(3) == 3
+    auto = fonts.worker_count(0)
+    assert 1 <= auto <= fonts.MAX_AUTO_WORKERS and auto <= (os.cpu_count() or 1)
+
+
+def _font_workers() -> set[int]:
+    """Live trio-parallel worker processes below this test process."""
+    found = set()
+    for pid in descendants(os.getpid()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and (b"trio_parallel" in cmdline or b"spawn_main" in cmdline):
+            found.add(pid)
+    return found
+
+
+async def test_time_budget_kills_the_worker_while_another_conversion_succeeds(
+    settings: Settings,
+) -> None:
+    # A small budget through the settings (FONT_TIMEOUT_SECONDS), two workers.
+    app = create_app(attrs.evolve(settings, font_timeout_seconds=3.0, font_workers=2))
+    slow_font = nested_composites(8, 8, leaf=_nothing)  # 16.7 M empty components
+    answers: dict[str, tuple[int, dict]] = {}
+    seen_workers: set[int] = set()
+    async with running_server(app):
+        client = app.test_client()
+
+        async def post(name: str, data: bytes) -> None:
+            response = await client.post(
+                "/api/fonts/convert",
+                files={"file": FileStorage(io.BytesIO(data), filename=f"{name}.ttf")},
+            )
+            answers[name] = (response.status_code, await response.get_json())
+
+        with trio.fail_after(120):  # a hang guard, not a speed assertion
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(post, "slow", slow_font)
+                nursery.start_soon(post, "normal", build_truetype())
+                while "slow" not in answers:
+                    seen_workers |= await trio.to_thread.run_sync(_font_workers)
+                    await trio.sleep(0.1)
+            # The worker that ran the slow font was killed (not left running).
+            while seen_workers <= await trio.to_thread.run_sync(_font_workers):  # noqa: ASYNC110 (processes)
+                await trio.sleep(0.1)
+
+        status, body = answers["slow"]
+        assert status == 422, body
+        assert body["error"]["code"] == "font_too_complex"
+        assert body["error"]["details"] == {"limit": "time", "seconds": 3.0}
+        assert "time budget of 3 s" in body["detail"]
+        status, body = answers["normal"]
+        assert status == 200, body
+        assert body["glyph_count"] == 11
+
+        # A killed worker is replaced: the next conversion works.
+        response = await client.post(
+            "/api/fonts/convert",
+            files={"file": FileStorage(io.BytesIO(build_truetype()), filename="again.ttf")},
+        )
+        assert response.status_code == 200
+
+
+async def test_output_budget_through_the_route(settings: Settings) -> None:
+    app = create_app(attrs.evolve(settings, font_max_output_bytes=50_000))
+    async with running_server(app):
+        response = await app.test_client().post(
+            "/api/fonts/convert",
+            files={"file": FileStorage(io.BytesIO(nested_composites(5, 10)), filename="n.ttf")},
+        )
+        body = await response.get_json()
+        assert response.status_code == 422, body
+        assert body["error"]["code"] == "font_too_complex"
+        assert body["error"]["details"] == {"limit": "output", "max_bytes": 50_000}
+        assert "output budget of 50000 bytes" in body["detail"]
