@@ -307,3 +307,26 @@ def test_redis_url_parts() -> None:
     address = RedisAddress.from_url("rediss://user:p%40ss@redis.example:6380/2")
     assert address == RedisAddress("redis.example", 6380, 2, "user", "p@ss", tls=True)
     assert RedisAddress.from_url("redis://:secret@h") == RedisAddress("h", password="secret")
+
+
+@needs_shared_redis
+async def test_an_instance_that_shuts_down_leaves_the_counts_at_once() -> None:
+    # Not after the presence TTL (15 s): its last words on shutdown remove it.
+    assert SHARED_REDIS
+    channel = f"stinercut-test:{uuid.uuid4().hex}"
+    a, b = Instance(SHARED_REDIS, channel), Instance(SHARED_REDIS, channel)
+    async with trio.open_nursery() as outer:
+        await outer.start(b.backplane.run)
+        async with trio.open_nursery() as inner:
+            await inner.start(a.backplane.run)
+            with trio.fail_after(STEP_S):
+                await a.backplane.wait_connected()
+                await b.backplane.wait_connected()
+            await wait_for(lambda: a.backplane.connected, "connected")
+            with trio.fail_after(STEP_S):
+                expected = [{"frontend": 1, "detector": 0}]
+                while await b.backplane.other_instances(STEP_S) != expected:  # noqa: ASYNC110
+                    await trio.sleep(0.02)
+            inner.cancel_scope.cancel()
+        assert await b.backplane.other_instances(STEP_S) == []
+        outer.cancel_scope.cancel()
