@@ -482,7 +482,9 @@ async def receive_upload(
         if is_disk_full(exc):
             raise ApiError.disk_full("the upload") from None
         raise
-    registry = _registry() or PartialUploads()
+    registry = _registry()
+    if registry is None:  # not under a StinercutApp (an empty registry is falsy: no `or`)
+        registry = PartialUploads()
     receiver = _Receiver(
         directory,
         file_field,
