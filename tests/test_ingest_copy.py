@@ -151,12 +151,12 @@ async def test_source_gone_or_unreadable_mid_copy(tmp_path: Path) -> None:
     files = list(scan_card(card).videos)
     dest = tmp_path / "dest"
 
-    async def remove_next(done: CopiedFile) -> None:
-        if done.relative == "GX010001.MP4":
+    async def remove_next(done: int, total: int) -> None:
+        if done == MIB:  # the first file's last byte is written: the next one vanishes
             (card / "GX010002.MP4").unlink()
 
     with pytest.raises(CopyInterrupted) as caught:
-        await copy_files(files, dest, on_file=remove_next)
+        await copy_files(files, dest, on_progress=remove_next)
     assert caught.value.failed == "GX010002.MP4"
     assert [c.relative for c in caught.value.copied] == ["GX010001.MP4"]
     assert _final_and_partial(dest) == (["GX010001.MP4"], [])
@@ -204,3 +204,36 @@ def test_destination_paths_stay_inside(tmp_path: Path) -> None:
     for bad in ("../x.MP4", "/etc/passwd", "a/../../b", "a/\x00", "", "."):
         with pytest.raises(ValueError):
             destination_for(tmp_path, bad)
+
+
+async def test_cancel_while_previous_file_commits_keeps_it_whole(tmp_path: Path) -> None:
+    card = tmp_path / "card"
+    write_bytes_file(card / "GX010001.MP4", 4 * MIB, seed=1)
+    write_bytes_file(card / "GX010002.MP4", 8 * MIB, seed=2)
+    files = list(scan_card(card).videos)
+    dest = tmp_path / "dest"
+    with trio.CancelScope() as scope:
+
+        async def cancel_in_second(done: int, total: int) -> None:
+            if done >= 6 * MIB:
+                scope.cancel()
+
+        await copy_files(files, dest, on_progress=cancel_in_second, chunk=MIB)
+    assert scope.cancelled_caught
+    # The first file was complete and is kept whole; the second left nothing.
+    assert _final_and_partial(dest) == (["GX010001.MP4"], [])
+    assert (dest / "GX010001.MP4").read_bytes() == (card / "GX010001.MP4").read_bytes()
+
+
+async def test_failed_commit_reports_and_removes_every_temporary_file(tmp_path: Path) -> None:
+    card = tmp_path / "card"
+    write_bytes_file(card / "GX010001.MP4", 2 * MIB, seed=1)
+    write_bytes_file(card / "GX010002.MP4", 2 * MIB, seed=2)
+    files = list(scan_card(card).videos)
+    dest = tmp_path / "dest"
+    # Something already occupies the first file's final name: the rename must fail.
+    write_bytes_file(dest / "GX010001.MP4" / "occupied", 1)
+    with pytest.raises(CopyInterrupted) as caught:
+        await copy_files(files, dest, chunk=MIB)
+    assert caught.value.failed == "GX010001.MP4" and caught.value.copied == ()
+    assert _final_and_partial(dest) == (["GX010001.MP4/occupied"], [])
