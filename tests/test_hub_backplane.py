@@ -147,6 +147,7 @@ async def test_client_counts_cover_every_instance(
 async def test_instance_that_loses_redis_serves_locally_and_reconnects(
     settings: Settings, tmp_path: Any, channel: str
 ) -> None:
+    assert REDIS_URL
     async with two_instances(settings, tmp_path, channel) as ((app_a, url_a), (app_b, url_b)):
         backplane = app_a.hub.backplane
         assert backplane is not None
