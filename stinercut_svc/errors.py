@@ -31,10 +31,11 @@ from __future__ import annotations
 import errno
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import pymysql.err
-from quart import Quart, Response, jsonify, request
+from quart import Quart, Response, current_app, has_app_context, jsonify, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
@@ -145,7 +146,22 @@ def scrub(message: str) -> str:
         tail = match.group(0).rstrip("/").rsplit("/", 1)[-1]
         return f"…/{tail}" if tail else "…"
 
+    # The storage root may live anywhere (a container volume at /shared, say):
+    # paths below it become the root-relative form the API uses everywhere.
+    for root in _configured_roots():
+        message = message.replace(root + "/", "").replace(root, "…")
     return _SERVER_PATH_RE.sub(last_part, message)
+
+
+def _configured_roots() -> list[str]:
+    if not has_app_context():
+        return []
+    storage = getattr(current_app, "storage", None)
+    root = getattr(storage, "root", None)
+    if not isinstance(root, Path):
+        return []
+    # Longest first, so the resolved form does not leave a prefix of the other behind.
+    return sorted({str(root), str(root.resolve())}, key=len, reverse=True)
 
 
 def error_body(

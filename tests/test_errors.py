@@ -283,3 +283,20 @@ async def test_a_stored_path_is_relative_in_answers(client, app, tmp_path: Path)
     body = await response.get_json()
     _assert_error_shape(body, "file_not_found")
     assert str(app.storage.root) not in body["detail"]
+
+
+async def test_messages_lose_the_storage_root_wherever_it_lives(settings: Settings) -> None:
+    # A root outside the usual top-level folders (a container volume at /shared-videos,
+    # say) is still never shown: paths below it come out root-relative.
+    app = create_app(settings)
+    root = app.storage.root
+
+    @app.get("/leaky")
+    async def leaky() -> str:
+        raise ApiError(422, f"cannot read {root}/uploads/p/clip.mp4 (from {root})")
+
+    async with app.test_app():
+        body = await (await app.test_client().get("/leaky")).get_json()
+    assert str(root) not in body["detail"]
+    assert "uploads/p/clip.mp4" in body["detail"]
+    assert body["detail"] == body["error"]["message"]
