@@ -3,6 +3,12 @@
 Staff change settings through the frontend (same ``setting`` table), so start-up
 never overwrites a value: it only fills in keys that do not exist yet. Every
 feature lists its defaults in :data:`DEFAULTS`, here, so one place shows them all.
+
+:data:`FRONTEND_DEFAULTS` are the frontend's own seed rows (``video.*``,
+``storage.*``). They are *not* inserted at start-up: the frontend inserts them
+once, when it creates ``setting``, and so does the service (migration ``0003``,
+which carries its own frozen copy) when it is the one that created the table.
+An operator who deletes one therefore does not see it come back.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ class SettingDefault:
     label: str
     description: str = ""
     options: tuple[Any, ...] | None = None
+
+    def stored_options(self) -> str | None:
+        """The options as the frontend writes them: a JSON list, ``", "`` separated."""
+        return None if self.options is None else json.dumps(list(self.options))
 
     def stored_value(self) -> str:
         if self.type is SettingType.JSON:
@@ -73,6 +83,29 @@ RENDER_DEFAULTS: tuple[SettingDefault, ...] = (
 #: Every default the service inserts.
 DEFAULTS: tuple[SettingDefault, ...] = (*RENDER_DEFAULTS,)
 
+_S, _I = SettingType.STRING, SettingType.INTEGER
+#: The frontend's seed rows (``FRONTEND_CONTRACT.md``), as migration 0003 inserts them.
+#: ``video.*`` are render defaults below the ``render.*`` rows (stinercut_svc.jobs.options).
+FRONTEND_DEFAULTS: tuple[SettingDefault, ...] = (
+    SettingDefault("video.default_codec", "h264", _S, "video", "Default Codec",
+                   "Default video codec for output files", ("h264", "h265", "vp9", "av1")),
+    SettingDefault("video.default_resolution", "1920x1080", _S, "video", "Default Resolution",
+                   "Default output resolution (width x height)",
+                   ("1280x720", "1920x1080", "2560x1440", "3840x2160")),
+    SettingDefault("video.default_fps", 30, _I, "video", "Default Frame Rate",
+                   "Default frames per second for output"),
+    SettingDefault("video.default_bitrate", "8M", _S, "video", "Default Bitrate",
+                   "Default video bitrate (e.g., 8M, 12M)"),
+    SettingDefault("storage.upload_path", "/shared-videos/uploads", _S, "storage", "Upload Path",
+                   "Directory for uploaded video files"),
+    SettingDefault("storage.output_path", "/shared-videos/output", _S, "storage", "Output Path",
+                   "Directory for processed video files"),
+    SettingDefault("storage.temp_path", "/shared-videos/temp", _S, "storage", "Temp Path",
+                   "Directory for temporary processing files"),
+    SettingDefault("storage.max_upload_size", 5368709120, _I, "storage", "Max Upload Size",
+                   "Maximum upload file size in bytes (default: 5GB)"),
+)  # fmt: skip
+
 
 def insert_missing(
     session: Session, defaults: tuple[SettingDefault, ...] | None = None
@@ -93,7 +126,7 @@ def insert_missing(
                 category=item.category,
                 label=item.label,
                 description=item.description or None,
-                options=None if item.options is None else json.dumps(list(item.options)),
+                options=item.stored_options(),
             )
         )
         added.append(item.key)

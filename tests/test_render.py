@@ -27,6 +27,7 @@ from stinercut_svc.jobs.plan import (
 )
 from stinercut_svc.media.probe import AudioStream, MediaInfo, VideoStream
 from stinercut_svc.models.job import RenderPath
+from tests.support.render_defaults import clear_frontend_render_defaults
 from tests.test_render_helpers import (
     add_asset,
     add_project,
@@ -44,6 +45,13 @@ from tests.test_render_helpers import (
 )
 
 FRAME = 1 / 25
+
+
+@pytest.fixture
+async def built_in_defaults(app: StinercutApp) -> None:
+    """Pipeline tests render with the built-in defaults (first clip's size and rate),
+    not the frontend's video.* rows; those are covered in test_render_defaults.py."""
+    await clear_frontend_render_defaults(app)
 
 
 # --- pure: plan and options ---------------------------------------------------------
@@ -183,7 +191,7 @@ def _streams(path: Path) -> tuple[dict, dict | None, float]:
 
 
 async def test_full_pipeline_intro_trims_silent_clip_outro_music(
-    app: StinercutApp, client, media_dir: Path  # type: ignore[no-untyped-def]
+    app: StinercutApp, client, media_dir: Path, built_in_defaults: None  # type: ignore[no-untyped-def]
 ) -> None:
     intro = await add_asset(app, "intro", clip(media_dir, "intro-portrait", seconds=1, size="120x160"), "Intro")
     outro = await add_asset(app, "outro", clip(media_dir, "outro", seconds=1, size="160x120"), "Outro")
@@ -213,7 +221,7 @@ async def test_full_pipeline_intro_trims_silent_clip_outro_music(
 
 
 async def test_watermark_lands_in_the_requested_corner(
-    app: StinercutApp, client, media_dir: Path  # type: ignore[no-untyped-def]
+    app: StinercutApp, client, media_dir: Path, built_in_defaults: None  # type: ignore[no-untyped-def]
 ) -> None:
     mark = await add_asset(app, "watermark", opaque_png(media_dir), "Logo")
     black = clip(media_dir, "black", seconds=1, size="320x240", color_source="color")
@@ -265,7 +273,7 @@ async def test_music_replaces_clip_sound(app: StinercutApp, client, media_dir: P
     assert sound is not None and duration == pytest.approx(1.0, abs=FRAME + 0.03)
 
 
-async def test_fast_path_for_matching_clips(app: StinercutApp, client, media_dir: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_fast_path_for_matching_clips(app: StinercutApp, client, media_dir: Path, built_in_defaults: None) -> None:  # type: ignore[no-untyped-def]
     same = clip(media_dir, "c1s", seconds=1, size="160x120")
     project = await add_project(app, [same, same, same])
     job = await start_render(client, project)

@@ -1,19 +1,45 @@
 """Render options: what a project's ``settings`` may hold, and a render request may override.
 
-Every field is optional. ``None`` (or absent) means "use the default": the
-``render.*`` rows of the ``setting`` table, else values taken from the first clip.
+Every field is optional. ``None`` (or absent) means "use the default". Precedence,
+highest first, per knob:
+
+1. the render request's body;
+2. the project's ``settings``;
+3. the service's ``render.*`` setting rows (``render.output_width``/``height`` 0 and
+   ``render.output_fps`` ``auto`` mean "not set here");
+4. the frontend's ``video.*`` rows (``video.default_resolution`` ``1920x1080``,
+   ``video.default_fps``, ``video.default_codec``, ``video.default_bitrate``), which
+   operators edit on the frontend's settings page;
+5. built-in: the first clip's size and frame rate, H.264, CRF 20, no bitrate cap.
+
+The ``render.*`` rows sit above the ``video.*`` rows because they are the narrower,
+service-specific knobs (separate width/height, NTSC rates such as 29.97, CRF,
+preset): whoever sets one means this service. Left at their "not set" values
+they let the frontend's general defaults through.
+
+Output size is resolved as a pair: the first layer that names a width or a height
+decides both (the other side follows the first clip's aspect), so a request asking
+for width 640 never gets the frontend's 1080 as height.
+
+Rate control is CRF (``output.crf``/``render.output_crf``: quality) with the bitrate
+(``output.bitrate``/``video.default_bitrate``, e.g. ``8M``) as a ceiling: capped CRF
+(``-maxrate``/``-bufsize`` for x264, x265 and SVT-AV1; constrained quality ``-b:v``
+for VP9 and libaom). Simple clips stay small, busy freefall footage never exceeds
+what the operator allowed.
+
 The same model validates ``PATCH /api/projects/{uuid}`` settings and the body of
 ``POST /api/projects/{uuid}/render``, so a typo in a key is refused in both places.
 """
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from typing import Any, Literal
 from uuid import UUID
 
 import attrs
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from ..openapi import StrictModel
 
@@ -22,6 +48,13 @@ AudioMode = Literal["mix", "replace"]
 Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
 ]
+#: Output video codecs: the values of the frontend's ``video.default_codec`` choice.
+Codec = Literal["h264", "h265", "vp9", "av1"]
+CODECS: tuple[str, ...] = ("h264", "h265", "vp9", "av1")
+DEFAULT_CODEC = "h264"
+#: ``8M``, ``12M``, ``2.5M``, ``800k``, ``8000000`` (bits per second); ``0`` = no cap.
+BITRATE_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$"
+MAX_BITRATE = 500_000_000
 
 
 class OutputOptions(StrictModel):
@@ -30,6 +63,20 @@ class OutputOptions(StrictModel):
     fps: float | None = Field(default=None, gt=0, le=240)
     crf: int | None = Field(default=None, ge=0, le=51)
     preset: Preset | None = None
+    codec: Codec | None = None
+    bitrate: str | None = Field(
+        default=None,
+        pattern=BITRATE_PATTERN,
+        max_length=16,
+        description="Video bitrate ceiling such as 8M or 800k (capped CRF); 0 = no cap.",
+    )
+
+    @field_validator("bitrate")
+    @classmethod
+    def _bitrate_in_range(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_bitrate(value)  # ValueError → 422 naming the field
+        return value
 
 
 class RenderOptions(StrictModel):
@@ -51,8 +98,8 @@ class RenderOptions(StrictModel):
 
 # --- resolution: setting-table defaults ← project settings ← request ---------------
 
-#: ``setting`` keys holding render defaults, and the option each one fills.
-SETTING_KEYS: dict[str, str] = {
+#: The service's ``setting`` keys holding render defaults, and the option each fills.
+RENDER_SETTING_KEYS: dict[str, str] = {
     "render.output_width": "output.width",
     "render.output_height": "output.height",
     "render.output_fps": "output.fps",
@@ -64,6 +111,16 @@ SETTING_KEYS: dict[str, str] = {
     "render.audio_mode": "audio_mode",
     "render.music_volume": "music_volume",
 }
+#: The frontend's ``video.*`` keys (one layer below), and what each fills.
+FRONTEND_SETTING_KEYS: dict[str, str] = {
+    "video.default_resolution": "video.size",
+    "video.default_fps": "video.fps",
+    "video.default_codec": "video.codec",
+    "video.default_bitrate": "video.bitrate",
+}
+#: Every key the render reads from ``setting`` (:func:`queue.read_render_settings`).
+SETTING_KEYS: dict[str, str] = {**RENDER_SETTING_KEYS, **FRONTEND_SETTING_KEYS}
+CODEC_KEY = "video.default_codec"
 MAX_CONCURRENT_KEY = "render.max_concurrent_jobs"
 MUSIC_FADE_KEY = "render.music_fade_seconds"
 
@@ -87,6 +144,13 @@ class ResolvedOptions:
     fps: Fraction | None = None
     crf: int = 20
     preset: str = "veryfast"
+    #: Not checked here: a bad value from the ``video.default_codec`` row reaches
+    #: the plan, which fails the job naming it (see ``codec_source``).
+    codec: str = DEFAULT_CODEC
+    #: Where ``codec`` came from, for that message.
+    codec_source: str = "built-in default"
+    #: Ceiling in bits per second, ``None`` = uncapped.
+    max_bitrate: int | None = None
 
     @property
     def asset_uuids(self) -> dict[str, str]:
@@ -133,7 +197,7 @@ def setting_overrides(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]
     """
     fields: dict[str, Any] = {}
     ignored: list[str] = []
-    for key, target in SETTING_KEYS.items():
+    for key, target in RENDER_SETTING_KEYS.items():
         if key not in values or values[key] is None:
             continue
         value = values[key]
@@ -162,7 +226,72 @@ def setting_overrides(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]
             ignored.append(MUSIC_FADE_KEY)
         else:
             fields["music_fade_s"] = fade
+    _frontend_overrides(values, fields, ignored)
     return fields, ignored
+
+
+def _frontend_overrides(values: dict[str, Any], fields: dict[str, Any], ignored: list[str]) -> None:
+    """The frontend's ``video.*`` rows, as ``video.*`` entries of ``fields``.
+
+    An unusable size, rate or bitrate is skipped (reported in ``ignored``) like a bad
+    ``render.*`` row. The codec is passed on as written: a render must not silently
+    come out as H.264 when an operator asked for something else, so an unknown
+    codec fails the job instead (see :func:`stinercut_svc.jobs.plan.video_encoder`).
+    """
+    size = values.get("video.default_resolution")
+    if size not in (None, ""):
+        parsed = parse_resolution(size)
+        if parsed is None:
+            ignored.append("video.default_resolution")
+        else:
+            fields["video.size"] = parsed
+    fps = values.get("video.default_fps")
+    if fps not in (None, "", 0, "0"):
+        try:
+            checked = OutputOptions.model_validate({"fps": fps}).fps
+        except ValidationError:
+            ignored.append("video.default_fps")
+        else:
+            fields["video.fps"] = checked
+    codec = values.get(CODEC_KEY)
+    if codec not in (None, ""):
+        fields["video.codec"] = str(codec).strip().lower()
+    bitrate = values.get("video.default_bitrate")
+    if bitrate not in (None, ""):
+        try:
+            fields["video.bitrate"] = parse_bitrate(bitrate)
+        except ValueError:
+            ignored.append("video.default_bitrate")
+
+
+def parse_resolution(value: Any) -> tuple[int, int] | None:
+    """``"1920x1080"`` → ``(1920, 1080)``; ``None`` unless both sides fit the output limits."""
+    match = re.fullmatch(r"\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*", str(value))
+    if match is None:
+        return None
+    try:
+        checked = OutputOptions.model_validate(
+            {"width": int(match.group(1)), "height": int(match.group(2))}
+        )
+    except ValidationError:
+        return None
+    assert checked.width is not None and checked.height is not None
+    return checked.width, checked.height
+
+
+def parse_bitrate(value: Any) -> int | None:
+    """``"8M"`` → 8000000 bits/s (decimal units, as ffmpeg reads them); ``0`` → no cap.
+
+    Raises ``ValueError`` for anything else, or a rate above 500 Mbit/s.
+    """
+    match = re.fullmatch(BITRATE_PATTERN, str(value))
+    if match is None:
+        raise ValueError(f"not a bitrate: {value!r}")
+    scale = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}[match.group(2).lower()]
+    rate = int(float(match.group(1)) * scale)
+    if rate > MAX_BITRATE:
+        raise ValueError(f"bitrate {value!r} is above {MAX_BITRATE // 1_000_000}M")
+    return rate or None
 
 
 def resolve(options: RenderOptions, defaults: dict[str, Any]) -> ResolvedOptions:
@@ -175,8 +304,20 @@ def resolve(options: RenderOptions, defaults: dict[str, Any]) -> ResolvedOptions
             return value
         return defaults.get(key, fallback)
 
-    fps = pick(output.fps, "output.fps", None)
+    fps = pick(output.fps, "output.fps", defaults.get("video.fps"))
     fade = defaults.get("music_fade_s", base.music_fade_s)
+    width, height = _size(output, defaults)
+    codec: str
+    if output.codec is not None:
+        codec, codec_source = output.codec, "option output.codec"
+    elif defaults.get("video.codec") is not None:
+        codec, codec_source = defaults["video.codec"], f"setting {CODEC_KEY}"
+    else:
+        codec, codec_source = base.codec, base.codec_source
+    if output.bitrate is not None:
+        max_bitrate = parse_bitrate(output.bitrate)
+    else:
+        max_bitrate = defaults.get("video.bitrate")
     return ResolvedOptions(
         intro_asset=_text(options.intro_asset),
         outro_asset=_text(options.outro_asset),
@@ -190,12 +331,28 @@ def resolve(options: RenderOptions, defaults: dict[str, Any]) -> ResolvedOptions
         audio_mode=pick(options.audio_mode, "audio_mode", base.audio_mode),
         music_volume=pick(options.music_volume, "music_volume", base.music_volume),
         music_fade_s=fade,
-        width=pick(output.width, "output.width", None),
-        height=pick(output.height, "output.height", None),
+        width=width,
+        height=height,
         fps=None if fps is None else fps_fraction(fps),
         crf=pick(output.crf, "output.crf", base.crf),
         preset=pick(output.preset, "output.preset", base.preset),
+        codec=codec,
+        codec_source=codec_source,
+        max_bitrate=max_bitrate,
     )
+
+
+def _size(output: OutputOptions, defaults: dict[str, Any]) -> tuple[int | None, int | None]:
+    """Width and height from the first layer naming either (see the module docstring)."""
+    if output.width or output.height:
+        return output.width, output.height
+    width, height = defaults.get("output.width"), defaults.get("output.height")
+    if width or height:
+        return width, height
+    size = defaults.get("video.size")
+    if size is not None:
+        return size[0], size[1]
+    return None, None
 
 
 def fps_fraction(value: float | str | Fraction) -> Fraction:

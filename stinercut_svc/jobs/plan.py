@@ -44,6 +44,93 @@ class PlanError(ValueError):
     """The inputs cannot make a video; the message says which input and why."""
 
 
+# --- codecs -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class VideoEncoder:
+    """How one output codec is encoded: ffmpeg encoder, its speed knob, rate control."""
+
+    codec: str  # the option value: h264 | h265 | vp9 | av1
+    encoder: str  # ffmpeg's encoder name
+    probe_name: str  # what ffprobe calls the codec (fast path comparison)
+    label: str  # for messages: "H.264"
+    #: Extra arguments always given to this encoder.
+    extra: tuple[str, ...] = ()
+
+    def args(self, preset: str, crf: int, max_bitrate: int | None) -> list[str]:
+        """``-c:v`` and everything about speed and rate for this encoder."""
+        args = ["-c:v", self.encoder, *self.extra]
+        speed = PRESETS.index(preset) if preset in PRESETS else PRESETS.index("veryfast")
+        if self.encoder in ("libx264", "libx265"):
+            args += ["-preset", preset, "-crf", str(crf)]
+        elif self.encoder == "libvpx-vp9":
+            args += ["-deadline", "good", "-cpu-used", str(8 - speed), "-row-mt", "1"]
+        elif self.encoder == "libaom-av1":
+            args += ["-cpu-used", str(8 - speed), "-row-mt", "1"]
+        elif self.encoder == "libsvtav1":
+            args += ["-preset", str(12 - speed)]
+        if self.encoder in ("libvpx-vp9", "libaom-av1"):
+            # Constant quality, or constrained quality under the cap (-b:v is the ceiling).
+            args += ["-crf", str(crf), "-b:v", str(max_bitrate or 0)]
+        elif self.encoder == "libsvtav1":
+            args += ["-crf", str(max(crf, 1))]  # SVT-AV1's CRF starts at 1
+        if max_bitrate and self.encoder in ("libx264", "libx265", "libsvtav1"):
+            # Capped CRF: quality as asked, never above the ceiling (VBV buffer 2 s).
+            args += ["-maxrate", str(max_bitrate), "-bufsize", str(2 * max_bitrate)]
+        return args + ["-pix_fmt", "yuv420p"]
+
+
+#: x264's preset names, fastest first; other encoders' speed knobs follow the same index.
+PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+)  # fmt: skip
+
+#: Every output codec with its encoders, preferred first. All four fit in MP4
+#: (H.265 tagged ``hvc1`` so Apple players accept it), so the output stays ``.mp4``.
+ENCODERS: dict[str, tuple[VideoEncoder, ...]] = {
+    "h264": (VideoEncoder("h264", "libx264", "h264", "H.264"),),
+    "h265": (
+        VideoEncoder(
+            "h265",
+            "libx265",
+            "hevc",
+            "H.265",
+            ("-tag:v", "hvc1", "-x265-params", "log-level=error"),
+        ),
+    ),
+    "vp9": (VideoEncoder("vp9", "libvpx-vp9", "vp9", "VP9"),),
+    # SVT-AV1 is many times faster than libaom at the same quality; libaom is the fallback.
+    "av1": (
+        VideoEncoder("av1", "libsvtav1", "av1", "AV1"),
+        VideoEncoder("av1", "libaom-av1", "av1", "AV1"),
+    ),
+}
+
+
+def video_encoder(codec: str, source: str, available: frozenset[str] | None) -> VideoEncoder:
+    """The encoder for ``codec``, or a :class:`PlanError` naming the value and the choices.
+
+    ``available``: the encoders this ffmpeg has (``None`` = not checked).
+    """
+    choices = ENCODERS.get(codec)
+    if choices is None:
+        raise PlanError(
+            f"video codec {codec!r} ({source}) is not supported; supported codecs: "
+            + ", ".join(ENCODERS)
+        )
+    for choice in choices:
+        if available is None or choice.encoder in available:
+            return choice
+    usable = [name for name, options in ENCODERS.items()
+              if available is None or any(o.encoder in available for o in options)]  # fmt: skip
+    wanted = " or ".join(c.encoder for c in choices)
+    raise PlanError(
+        f"video codec {codec!r} ({source}) is not available: this ffmpeg has no {wanted}; "
+        f"available codecs: {', '.join(usable) or 'none'}"
+    )
+
+
 @attrs.frozen
 class Source:
     """One input file and what ffprobe said about it."""
@@ -70,6 +157,9 @@ class RenderInputs:
     options: ResolvedOptions
     watermark: Source | None = None
     music: Source | None = None
+    #: Video encoders this ffmpeg has (:func:`stinercut_svc.media.encoders.video_encoders`);
+    #: ``None`` = not checked (ffmpeg then reports a missing one itself).
+    encoders: frozenset[str] | None = None
 
 
 @attrs.frozen
@@ -127,10 +217,13 @@ def build_plan(
     clips = [s for s in inputs.segments if s.kind == "clip"]
     if not clips:
         raise PlanError("the project has no clips")
+    encoder = video_encoder(inputs.options.codec, inputs.options.codec_source, inputs.encoders)
     width, height = output_size(inputs.options, clips[0].source.info)
     fps = inputs.options.fps or _clip_fps(clips[0].source.info) or DEFAULT_FPS
     duration = sum(s.duration for s in inputs.segments)
-    reason = fastpath_refusal(inputs, width, height, fps) if allow_fastpath else "not allowed"
+    reason = (
+        fastpath_refusal(inputs, width, height, fps, encoder) if allow_fastpath else "not allowed"
+    )
     if reason is None:
         listing = concat_listing([s.source.path for s in clips])
         args = (
@@ -141,9 +234,15 @@ def build_plan(
         return RenderPlan(
             args, RenderPath.FASTPATH, duration, width, height, fps, concat_list=listing
         )
-    args = _reencode_args(inputs, output, width, height, fps, duration)
+    encode_args = _reencode_args(inputs, output, width, height, fps, duration, encoder)
     return RenderPlan(
-        tuple(args), RenderPath.REENCODE, duration, width, height, fps, reencode_reason=reason
+        tuple(encode_args),
+        RenderPath.REENCODE,
+        duration,
+        width,
+        height,
+        fps,
+        reencode_reason=reason,
     )
 
 
@@ -172,9 +271,15 @@ def _clip_fps(info: MediaInfo) -> Fraction | None:
 
 
 def fastpath_refusal(
-    inputs: RenderInputs, width: int, height: int, fps: Fraction
+    inputs: RenderInputs,
+    width: int,
+    height: int,
+    fps: Fraction,
+    encoder: VideoEncoder | None = None,
 ) -> str | None:
     """Why the fast path cannot be used, or ``None`` when stream copy is enough."""
+    if encoder is None:
+        encoder = ENCODERS["h264"][0]
     opts = inputs.options
     if any(s.kind != "clip" for s in inputs.segments):
         return "intro or outro"
@@ -189,8 +294,12 @@ def fastpath_refusal(
         return "clips differ in codec parameters"
     first = inputs.segments[0].source.info
     assert first.video is not None
-    if first.video.codec != "h264" or first.video.rotation:
-        return "video is not unrotated H.264"
+    if first.video.codec != encoder.probe_name or first.video.rotation:
+        return f"video is not unrotated {encoder.label}"
+    cap = opts.max_bitrate
+    if cap and any((s.source.info.video and s.source.info.video.bit_rate or cap + 1) > cap
+                   for s in inputs.segments):  # fmt: skip
+        return "clip bitrate above the cap (or unknown)"
     if first.audio is None or first.audio.codec != "aac":
         return "audio is missing or not AAC"
     if (first.video.width, first.video.height) != (width, height):
@@ -222,7 +331,13 @@ def _num(value: float) -> str:
 
 
 def _reencode_args(
-    inputs: RenderInputs, output: Path, width: int, height: int, fps: Fraction, duration: float
+    inputs: RenderInputs,
+    output: Path,
+    width: int,
+    height: int,
+    fps: Fraction,
+    duration: float,
+    encoder: VideoEncoder,
 ) -> list[str]:
     opts = inputs.options
     args: list[str] = []
@@ -248,9 +363,7 @@ def _reencode_args(
                 f"[fg{i}]scale={width}:{height}:force_original_aspect_ratio=decrease:"
                 f"force_divisible_by=2[fgs{i}]"
             )
-            graph.append(
-                f"[bgb{i}][fgs{i}]overlay=(W-w)/2:(H-h)/2,setsar=1,format=yuv420p[v{i}]"
-            )
+            graph.append(f"[bgb{i}][fgs{i}]overlay=(W-w)/2:(H-h)/2,setsar=1,format=yuv420p[v{i}]")
         else:
             graph.append(
                 f"{head},scale={width}:{height}:force_original_aspect_ratio=decrease:"
@@ -315,7 +428,7 @@ def _reencode_args(
     args += [
         "-filter_complex", ";".join(graph),
         "-map", video_out, "-map", audio_out,
-        "-c:v", "libx264", "-preset", opts.preset, "-crf", str(opts.crf), "-pix_fmt", "yuv420p",
+        *encoder.args(opts.preset, opts.crf, opts.max_bitrate),
         "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
         "-t", _num(duration),
         "-movflags", "+faststart", "-f", "mp4", "-y", str(output),

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ..media.encoders import video_encoders
 from ..media.probe import ProbeError, probe
 from ..media.runner import Progress, ToolError, ToolMissingError, run_ffmpeg
 from ..models import JobStatus
@@ -467,7 +468,8 @@ class Supervisor:
         watermark = asset_sources.get("watermark_asset")
         if watermark is not None and watermark.info.video is None:
             raise RenderFailure(f"{watermark.label} is not an image")
-        return RenderInputs(tuple(segments), options, watermark, music)
+        encoders = await video_encoders(self.app.settings.ffmpeg)
+        return RenderInputs(tuple(segments), options, watermark, music, encoders)
 
     def _existing_files(self, wanted: list[tuple[str, str]]) -> list[Path]:
         found = []

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from stinercut_svc import schema
+from stinercut_svc import schema, setting_defaults
 from stinercut_svc.config import normalise_database_url
 
 MYSQL_URL = os.environ.get("STINERCUT_TEST_DATABASE_URL")
@@ -50,13 +51,17 @@ def drop_everything(engine: Engine) -> None:
 
 
 def reset_mysql(engine: Engine) -> None:
-    """Schema at head, every row gone: the state each MySQL-backed test starts from."""
+    """Schema at head, every row gone except the settings a fresh migration leaves
+    (the frontend's ``video.*``/``storage.*`` rows): the state each MySQL-backed
+    test starts from, the same as a freshly migrated SQLite file."""
     schema.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(text("SET FOREIGN_KEY_CHECKS=0"))
         for table in TABLES_CHILD_FIRST:
             conn.execute(text(f"DELETE FROM `{table}`"))
         conn.execute(text("SET FOREIGN_KEY_CHECKS=1"))
+    with Session(engine) as session, session.begin():
+        setting_defaults.insert_missing(session, setting_defaults.FRONTEND_DEFAULTS)
 
 
 def database_name(url: str) -> str | None:
