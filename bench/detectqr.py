@@ -15,7 +15,9 @@ output read and discarded), without any decoding, HTTP or probing. The ratio
 API / baseline is the cost of the decoder plus the service (ffprobe, HTTP,
 moving frames to the worker process). Also printed: the same extraction as one
 ffmpeg per sample time (the design not taken), and ``GET /`` latency while
-scans run versus idle (the decoder runs in a worker process, not the trio thread).
+scans run versus idle, and where the decoder should run: the same scan in the
+bench process with zxing-cpp in a worker process, a thread, or on the trio
+thread, each with the trio loop's lateness meanwhile (zxing-cpp holds the GIL).
 
     .venv/bin/python bench/detectqr.py [--repeats 3] [--keep DIR]
 """
@@ -33,10 +35,12 @@ from typing import Any
 
 import httpx
 import trio
+import trio_parallel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stinercut_svc.media import qr  # noqa: E402
+from stinercut_svc.media.probe import probe  # noqa: E402
 from tests.support.child_server import serve_in_child  # noqa: E402
 from tests.support.qr import make_qr_clip  # noqa: E402
 
@@ -87,6 +91,46 @@ async def api_scan(http: httpx.AsyncClient, url: str, relative: str) -> tuple[fl
     return elapsed, response.json()
 
 
+async def ticker(lateness: list[float], stop: trio.Event) -> None:
+    """How late a 10 ms sleep wakes up: the trio thread's responsiveness."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        await trio.sleep(0.01)
+        lateness.append(time.perf_counter() - started - 0.01)
+
+
+async def placement(path: Path, repeats: int) -> dict[str, tuple[float, float, float]]:
+    """Scan in this process with the decoder in a worker process vs a thread vs inline.
+
+    Returns per placement: median seconds per scan, p99 and max lateness of the ticker.
+    """
+
+    async def inline(fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+    runners = {
+        "worker process": trio_parallel.run_sync,
+        "thread": trio.to_thread.run_sync,
+        "trio thread": inline,
+    }
+    times = qr.detect_times(60.0)
+    await qr.scan(path, [0.0])  # start the worker process
+    out: dict[str, tuple[float, float, float]] = {}
+    for name, run_sync in runners.items():
+        seconds: list[float] = []
+        lateness: list[float] = []
+        for _ in range(repeats):
+            stop = trio.Event()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ticker, lateness, stop)
+                started = time.perf_counter()
+                await qr.scan(path, times, run_sync=run_sync)
+                seconds.append(time.perf_counter() - started)
+                stop.set()
+        out[name] = (statistics.median(seconds), pct(lateness, 0.99), max(lateness))
+    return out
+
+
 async def poll_root(http: httpx.AsyncClient, url: str, out: list[float], stop: trio.Event) -> None:
     while not stop.is_set():
         started = time.perf_counter()
@@ -113,12 +157,11 @@ async def main(repeats: int, keep: Path | None) -> None:
                 target.hardlink_to(path)
             except OSError:
                 target.write_bytes(path.read_bytes())
-        env = {
-            "DATABASE_URL": f"sqlite:///{root / 'bench.sqlite3'}",
-            "DATA_DIR": str(root),
-            "SHARED_VIDEO_PATH": str(shared),
-        }
-        async with serve_in_child(**env) as (url, _pid):
+        async with serve_in_child(
+            DATABASE_URL=f"sqlite:///{root / 'bench.sqlite3'}",
+            DATA_DIR=str(root),
+            SHARED_VIDEO_PATH=str(shared),
+        ) as (url, _pid):
             async with httpx.AsyncClient(timeout=httpx.Timeout(300.0)) as http:
                 # Warm-up: starts the worker process, fills the page cache.
                 for name in clips:
@@ -145,6 +188,12 @@ async def main(repeats: int, keep: Path | None) -> None:
                         times = answer["sampled_at"]
                         row["one"].append(await timed_sync(extract_one_ffmpeg, path, times))
                         row["per"].append(await timed_sync(extract_per_time, path, times))
+        where = await placement(clips["none"], repeats)
+        probes = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            await probe(clips["none"])
+            probes.append(time.perf_counter() - started)
 
     print(f"\n60 s 1920x1080 30 fps H.264 (keyframe every 1 s), medians of {repeats}:")
     for name, row in results.items():
@@ -155,6 +204,16 @@ async def main(repeats: int, keep: Path | None) -> None:
             f"at={answer['frame_timestamp']}: API {api:.2f} s/clip | bare extraction "
             f"(one ffmpeg, same times) {one:.2f} s | ratio {api / one:.2f} | "
             f"one ffmpeg per time {per:.2f} s ({per / one:.2f}x the one-ffmpeg extraction)"
+        )
+    print(
+        f"  ffprobe of the clip (the API probes before scanning; guarded like every tool):"
+        f" {statistics.median(probes):.2f} s"
+    )
+    print("  decoder placement, scan of 'none' in the bench process (8 samples):")
+    for name, (seconds, p99, worst) in where.items():
+        print(
+            f"    {name:14s} {seconds:.2f} s/scan; trio loop lateness p99 {p99 * 1000:.1f} ms,"
+            f" max {worst * 1000:.1f} ms"
         )
     print(
         f"  GET / during scans: p50 {pct(busy, 0.5) * 1000:.1f} ms, p99 {pct(busy, 0.99) * 1000:.1f} ms"
