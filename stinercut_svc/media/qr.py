@@ -12,8 +12,9 @@ up to ``T``), each input is trimmed to one frame, scaled to at most 1920 px wide
 turned grey and concatenated; the frames come out of a pipe as PGM images
 (``image2pipe``), which carry their own size, so rotated and odd-sized clips
 need no arithmetic here. Nothing touches the disk. One process instead of one
-per time saves ~45 ms of ffmpeg start-up and probing per sample (measured: 8
-samples of a 60 s 1080p clip 0.66–0.89 s CPU vs 1.02–1.13 s). Times are sorted,
+per time saves ffmpeg's start-up and probing per sample: for the 8 samples of a
+60 s 1080p clip one ffmpeg per time took 2.3–2.8x as long (``bench/detectqr.py``,
+loaded machine; 0.66–0.89 s vs 1.02–1.13 s CPU unloaded). Times are sorted,
 so a time past the last frame can only be followed by other such times: its
 input yields no frame and every later one neither, which is why frame *k* of
 the pipe is always sample *k*, and why samples beyond the end are simply not
@@ -25,10 +26,14 @@ ends and ffmpeg is killed (it writes no file, so there is nothing to finish).
 
 Why a worker process for decoding: zxing-cpp 3.1's binding keeps the GIL while
 it decodes (measured: two threads decode no faster than one, and a pure-Python
-loop beside a decoding thread stalls for the whole ~20–40 ms of each 1080p
-decode). In a thread that would stall the trio thread, i.e. every request of
-the service, for each sample; in a worker process (trio-parallel) it does not.
-Shipping a 2 MB grey frame to the worker costs a few milliseconds.
+loop beside a decoding thread stalls for the whole of each decode: ~6 ms for a
+1080p test-pattern frame, ~20 ms for a noisy one). In a thread every decode
+competes with the trio thread, i.e. with every request of the service; in a
+worker process (trio-parallel) it does not, and shipping a 2 MB grey frame
+there costs a few milliseconds. The bench compares the three placements by the
+trio loop's lateness during scans (worker process best, trio thread worst).
+The API passes the app's worker context (``app.font_workers``); the default is
+trio-parallel's default context.
 """
 
 from __future__ import annotations
