@@ -13,9 +13,13 @@ frames counted, not decoded) so that the load generator stays cheap.
    messages, is what the bridge costs to *send* one routed message (envelope,
    XADD, reading its own entry back). ``B`` has no clients; its CPU over the same
    run, divided by the messages, is what *receiving* one costs.
-2. Scale-out: 50 frontends, 1 detector sending ``--messages`` messages as fast as it
+2. Scale-out: 50 frontends, detectors sending ``--messages`` messages as fast as they
    can. One instance (``plain``, all 50 clients) against two instances (25 clients on
-   ``A`` where the detector is, 25 on ``B``): deliveries per second, and the ratio.
+   ``A``, 25 on ``B``), with the one detector on ``A``, and with one detector on each:
+   deliveries per second and their ratio, plus a *CPU-projected* ratio (server CPU of
+   the one instance divided by that of the busier of the two, for the same
+   deliveries): what two instances with a core each would give. On a machine shared
+   with other work the measured rate depends on the scheduler; the projection less so.
 
     .venv/bin/python bench/hub_backplane.py [--repeat 3] [--messages 2000] [--clients 50]
 
@@ -389,6 +393,7 @@ async def main(args: argparse.Namespace) -> int:
             # 2. one instance vs two with the clients split
             half = args.clients // 2
             ratios: dict[str, list[float]] = {"one sender": [], "senders split": []}
+            capacity: dict[str, list[float]] = {"one sender": [], "senders split": []}
             rates: dict[str, list[float]] = {}
             lost = 0
             for i in range(args.repeat):
@@ -404,6 +409,8 @@ async def main(args: argparse.Namespace) -> int:
                     )
                     lost += single.expected - single.delivered + split.expected - split.delivered
                     ratios[label].append(split.rate / single.rate)
+                    # Same deliveries; with a core per instance the busiest one sets the pace.
+                    capacity[label].append(single.cpu["plain"] / max(split.cpu["A"], split.cpu["B"]))
                     rates.setdefault(f"{label} one", []).append(single.rate)
                     rates.setdefault(f"{label} two", []).append(split.rate)
                     print(f"scale run {i + 1} ({label}): {args.clients} frontends x "
@@ -415,8 +422,8 @@ async def main(args: argparse.Namespace) -> int:
                           f"{split.cpu['A'] / split.seconds:.0%}, B busy "
                           f"{split.cpu['B'] / split.seconds:.0%}; A's clients done at "
                           f"{split.done['A']:.2f} s, B's at {split.done['B']:.2f} s; lost "
-                          f"{split.expected - split.delivered}) -> x{split.rate / single.rate:.2f}",
-                          flush=True)
+                          f"{split.expected - split.delivered}) -> x{split.rate / single.rate:.2f}; "
+                          f"CPU-projected x{capacity[label][-1]:.2f}", flush=True)
 
             send_med = statistics.median(per_send)
             recv_med = statistics.median(per_receive)
@@ -431,7 +438,9 @@ async def main(args: argparse.Namespace) -> int:
                 print(f"median of per-run ratios, two instances / one ({label}): "
                       f"x{statistics.median(values):.2f} (median rates "
                       f"{statistics.median(rates[label + ' two']):,.0f} vs "
-                      f"{statistics.median(rates[label + ' one']):,.0f} deliveries/s)")
+                      f"{statistics.median(rates[label + ' one']):,.0f} deliveries/s); "
+                      f"CPU-projected (server CPU of one instance / of the busier of two, for "
+                      f"the same deliveries) x{statistics.median(capacity[label]):.2f}")
             print(f"lost {lost}")
             return 0 if lost == 0 else 1
 
