@@ -17,6 +17,7 @@ import trio
 
 from stinercut_svc.context import StinercutApp
 from stinercut_svc.media import qr
+from stinercut_svc.media.runner import ToolTimeoutError
 from tests.support.media import make_png
 from tests.support.processes import media_children
 from tests.support.qr import make_qr_clip
@@ -53,6 +54,8 @@ def qr_clips(media_dir: Path) -> dict[str, Path]:
         # Shorter than 5 s; the code appears only at 2 s.
         "short_late": make_qr_clip(folder / "short_late.mp4", PAYLOAD, seconds=3, visible=(1.9, 3)),
         "short_none": make_qr_clip(folder / "short_none.mp4", None, seconds=3),
+        # Stored landscape with a 90 degree display rotation (a phone held upright).
+        "portrait": make_qr_clip(folder / "portrait.mp4", PAYLOAD, seconds=2, rotate=90),
         "png": make_png(folder / "still.png"),
         "text": text,
     }
@@ -316,3 +319,26 @@ async def test_scan_without_times_runs_nothing(qr_clips) -> None:  # type: ignor
     found = await qr.scan(qr_clips["start"], [])
 
     assert (found.found, found.attempts, found.sampled) == (False, 0, ())
+
+
+async def test_rotated_clip_frames_come_upright(qr_clips) -> None:  # type: ignore[no-untyped-def]
+    seen: list[tuple[int, int]] = []
+
+    async def decode_here(fn: Any, frame: qr.Frame) -> Any:
+        seen.append((frame.width, frame.height))
+        return fn(frame)
+
+    found = await qr.scan(qr_clips["portrait"], [0.0], run_sync=decode_here)
+
+    # 640x360 stored, rotated 90 degrees for display: ffmpeg hands over 360x640.
+    assert seen == [(360, 640)]
+    assert found.content == PAYLOAD
+
+
+async def test_scan_past_its_deadline_raises_and_stops_ffmpeg(qr_clips) -> None:  # type: ignore[no-untyped-def]
+    async def never_done(fn: Any, frame: qr.Frame) -> Any:
+        await trio.sleep_forever()  # a decoder that hangs: only the deadline ends the scan
+
+    with pytest.raises(ToolTimeoutError, match="did not finish within 0.5 s"):
+        await qr.scan(qr_clips["none"], [0.0, 1.0, 2.0], run_sync=never_done, timeout=0.5)
+    assert media_children() == []

@@ -32,12 +32,14 @@ def make_qr_clip(
     angle_deg: float = 0.0,
     position: tuple[int, int] = (40, 40),
     gop: int = 25,
+    rotate: int | None = None,
 ) -> Path:
     """An H.264 MP4 of ``testsrc2`` with the QR code of ``text`` on top.
 
     ``visible`` = (start, end) seconds limits when the code is shown (else the
     whole clip); ``text=None`` makes a clip without any code. ``gop`` frames per
-    keyframe (camera footage has short GOPs; 25 = one second here).
+    keyframe (camera footage has short GOPs; 25 = one second here). ``rotate``
+    writes a display-matrix rotation, as phones do for portrait video.
     """
     source = f"testsrc2=size={size}:rate={rate}:duration={seconds}"
     encode = ["-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-pix_fmt", "yuv420p"]
@@ -58,4 +60,10 @@ def make_qr_clip(
         "-filter_complex", graph, "-map", "[out]", *encode, "-an", "-t", str(seconds), str(path),
     )  # fmt: skip
     image.unlink()
+    if rotate is not None:
+        # ffmpeg 5 writes a display matrix only when remuxing with a rotate tag.
+        plain = path.with_suffix(".norotate.mp4")
+        path.rename(plain)
+        ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", f"rotate={rotate}", str(path))
+        plain.unlink()
     return path
