@@ -38,6 +38,7 @@ import pymysql.err
 from quart import Quart, Response, current_app, has_app_context, jsonify, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .database import describe_error, is_outage
 from .media.runner import ToolMissingError
@@ -252,13 +253,20 @@ def install_error_handlers(app: Quart) -> None:
         app.register_error_handler(kind, _database_error)
 
     @app.errorhandler(Exception)
-    async def _unexpected(error: Exception) -> Response:
+    async def _unexpected(error: Exception) -> Response | WerkzeugResponse:
+        # A route that runs a nursery sees its one failure wrapped in an
+        # ExceptionGroup: answer the failure itself (a database outage is still
+        # a 503, an ApiError still its status), not a 500 for the wrapper.
+        if isinstance(error, ExceptionGroup):
+            leaf = _single_leaf(error)
+            if leaf is not None:
+                return await app.make_response(await app.handle_user_exception(leaf))
         # A 500 is a bug in this service: log it with its traceback, answer without one.
         log.exception("unhandled error", exc_info=error)
         return error_response(500, "internal server error")
 
     @app.errorhandler(OSError)
-    async def _os_error(error: OSError) -> Response:
+    async def _os_error(error: OSError) -> Response | WerkzeugResponse:
         # A full disk is the deployment's state, not a bug: 507, no traceback.
         # Code that writes client data catches it itself to name what failed
         # and to clean up; this is the net for everything else.
@@ -270,3 +278,13 @@ def install_error_handlers(app: Quart) -> None:
                 code="insufficient_storage",
             )
         return await _unexpected(error)
+
+
+def _single_leaf(group: BaseExceptionGroup[Exception]) -> Exception | None:
+    """The one non-group exception inside nested groups, or None if there are several."""
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup):
+        if len(inner.exceptions) != 1:
+            return None
+        inner = inner.exceptions[0]
+    return inner if isinstance(inner, Exception) else None

@@ -138,14 +138,38 @@ async def test_database_errors_are_503_with_retry_after(settings: Settings) -> N
             "SELECT 1", {}, pymysql.err.OperationalError(2003, "Can't connect to MySQL server")
         )
 
+    @app.get("/db-down-in-nursery")
+    async def db_down_in_nursery() -> str:
+        # A route running a nursery: the failure arrives wrapped in an ExceptionGroup.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(db_down)
+        return "unreachable"
+
+    @app.get("/two-failures")
+    async def two_failures() -> str:
+        async def fail() -> None:
+            raise RuntimeError("one of two")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fail)
+            nursery.start_soon(fail)
+        return "unreachable"
+
     async with app.test_app():
         client = app.test_client()
-        response = await client.get("/db-down")
-        assert response.status_code == 503
-        assert int(response.headers["Retry-After"]) > 0
+        for route in ("/db-down", "/db-down-in-nursery"):
+            response = await client.get(route)
+            assert response.status_code == 503, route
+            assert int(response.headers["Retry-After"]) > 0
+            body = await response.get_json()
+            _assert_error_shape(body, "database_unavailable")
+            assert "database" in body["detail"]
+        # Several failures at once are a bug: 500, no detail of either.
+        response = await client.get("/two-failures")
+        assert response.status_code == 500
         body = await response.get_json()
-        _assert_error_shape(body, "database_unavailable")
-        assert "database" in body["detail"]
+        _assert_error_shape(body, "internal_error")
+        assert "one of two" not in body["detail"]
 
 
 async def test_validation_errors_name_each_field(settings: Settings) -> None:
