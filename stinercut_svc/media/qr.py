@@ -230,6 +230,8 @@ async def scan(
                 nursery.start_soon(_read_frames, process.stdout, send)
                 async with receive:
                     async for frame in receive:
+                        if len(sampled) == len(ordered):
+                            raise QrScanError("ffmpeg produced more frames than samples")
                         at = ordered[len(sampled)]
                         sampled.append(at)
                         content = await decode(decode_frame, frame)
