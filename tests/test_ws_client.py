@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -30,7 +31,8 @@ async def test_detector_mode_obeys_the_frontend(served: Served) -> None:
     async with trio.open_nursery() as nursery:
         async with connect(url, "frontend") as front:
             nursery.start_soon(
-                lambda: trio.run_process(
+                partial(
+                    trio.run_process,
                     [sys.executable, str(SCRIPT), "--url", ws_endpoint(url), "--as", "detector",
                      "--timeout", "30"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
@@ -79,8 +81,8 @@ async def test_refused_detector_reports_the_close_and_exits_2(settings: Settings
         assert b"closed: 1008" in refused.stderr and b"token" in refused.stderr
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
-                lambda: trio.run_process([*base, "--token", "t0ken"], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, check=False)
+                partial(trio.run_process, [*base, "--token", "t0ken"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
             )
             await wait_for(lambda: app.hub.local_counts()["detector"] == 1, "accepted with token")
             nursery.cancel_scope.cancel()

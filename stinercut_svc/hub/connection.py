@@ -115,6 +115,7 @@ async def serve_websocket(
         await _close_refused(stream, ws, problem)
         return
     client = hub.register(client_type, peer, address=address, protocol_pings=True)
+    client.direct_fd = stream.socket.fileno()
     try:
         async with trio.open_nursery() as nursery:
             reader_done = trio.Event()
@@ -125,6 +126,7 @@ async def serve_websocket(
                     await reader_done.wait()  # the peer's close answer, or its EOF
             nursery.cancel_scope.cancel()
     finally:
+        client.direct_fd = None  # before the descriptor is closed (and maybe reused)
         with trio.CancelScope(shield=True):
             if ws.state is not ConnectionState.CLOSED:
                 await _abort(stream)  # no close handshake: RST, the fd is free at once
@@ -133,54 +135,71 @@ async def serve_websocket(
         hub.release(client)
 
 
+class _Inbound:
+    """Reassembles a client's messages from wsproto events and hands them to the hub."""
+
+    def __init__(self, hub: Hub, client: Client, ws: Connection) -> None:
+        self.hub = hub
+        self.client = client
+        self.ws = ws
+        self.parts: list[str | bytes] = []
+        self.size = 0
+
+    def handle(self) -> bool:
+        """Process the pending events; ``False`` once the peer's close arrived."""
+        hub, client = self.hub, self.client
+        for event in self.ws.events():
+            if isinstance(event, TextMessage | BytesMessage):
+                if client.close_request is not None:
+                    continue
+                chunk: str | bytes = event.data if isinstance(event.data, str) else bytes(event.data)
+                self.size += frame_bytes(chunk)
+                if self.size > hub.limits.max_message_bytes:
+                    hub.too_big(client, str(self.size) if event.message_finished else f"{self.size}+")
+                    self.parts.clear()
+                    continue
+                self.parts.append(chunk)
+                if event.message_finished:
+                    parts = self.parts
+                    if len(parts) == 1:
+                        message = parts[0]
+                    elif isinstance(parts[0], str):
+                        message = "".join(parts)  # type: ignore[arg-type]
+                    else:
+                        message = b"".join(parts)  # type: ignore[arg-type]
+                    self.parts = []
+                    self.size = 0
+                    hub.on_message(client, message)
+            elif isinstance(event, Ping):
+                if client.close_request is None:
+                    hub.send_control(client, self.ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                if client.close_request is None:
+                    # The peer closes (or broke the protocol: wsproto reports that as
+                    # a close with 1002/1007): answer with the same code.
+                    code = event.code if event.code not in (1005, 1006) else 1000
+                    hub.kick(client, code, event.reason or "closed by the client", peer=True)
+                return False
+        return True
+
+
 async def _read_loop(
     hub: Hub, client: Client, stream: trio.SocketStream, ws: Connection, done: trio.Event
 ) -> None:
-    parts: list[str | bytes] = []
-    size = 0
-    limit = hub.limits.max_message_bytes
+    inbound = _Inbound(hub, client, ws)
     try:
         # wsproto may already hold frames that came with the request head.
-        data: bytes | None = b""
+        data = b""
         while True:
             if data:
                 client.last_seen = trio.current_time()
                 client.ping_sent_at = None
                 ws.receive_data(data)
-            for event in ws.events():
-                if isinstance(event, TextMessage | BytesMessage):
-                    if client.close_request is not None:
-                        continue
-                    chunk: str | bytes = (
-                        event.data if isinstance(event.data, str) else bytes(event.data)
-                    )
-                    size += frame_bytes(chunk)
-                    if size > limit:
-                        hub.too_big(client, str(size) if event.message_finished else f"{size}+")
-                        parts.clear()
-                        continue
-                    parts.append(chunk)
-                    if event.message_finished:
-                        if len(parts) == 1:
-                            message = parts[0]
-                        elif isinstance(parts[0], str):
-                            message = "".join(parts)  # type: ignore[arg-type]
-                        else:
-                            message = b"".join(parts)  # type: ignore[arg-type]
-                        parts.clear()
-                        size = 0
-                        hub.on_message(client, message)
-                elif isinstance(event, Ping):
-                    if client.close_request is None:
-                        hub.send_control(client, ws.send(event.response()))
-                elif isinstance(event, CloseConnection):
-                    if client.close_request is None:
-                        # The peer closes (or broke the protocol: wsproto reports that
-                        # as a close with 1002/1007): answer with the same code.
-                        code = event.code if event.code not in (1005, 1006) else 1000
-                        hub.kick(client, code, event.reason or "closed by the client", peer=True)
-                    return
-            if ws.state is ConnectionState.CLOSED:
+            try:
+                open_ = inbound.handle()
+            finally:
+                hub.flush()  # what this batch of frames routed: one write per client
+            if not open_ or ws.state is ConnectionState.CLOSED:
                 return
             try:
                 data = await stream.receive_some(RECEIVE_BYTES)
@@ -300,6 +319,7 @@ async def _transport_reader(hub: Hub, client: Client, transport: Transport) -> N
         raw = await transport.receive()
         client.last_seen = trio.current_time()
         hub.on_message(client, raw)
+        hub.flush()
 
 
 async def _transport_writer(client: Client, transport: Transport) -> None:
