@@ -63,7 +63,8 @@ class VideoEncoder:
         args = ["-c:v", self.encoder, *self.extra]
         speed = PRESETS.index(preset) if preset in PRESETS else PRESETS.index("veryfast")
         if self.encoder in ("libx264", "libx265"):
-            args += ["-preset", preset, "-crf", str(crf)]
+            # CRF 0 is lossless there, and lossless ignores the VBV ceiling: 1 keeps it.
+            args += ["-preset", preset, "-crf", str(max(crf, 1) if max_bitrate else crf)]
         elif self.encoder == "libvpx-vp9":
             args += ["-deadline", "good", "-cpu-used", str(8 - speed), "-row-mt", "1"]
         elif self.encoder == "libaom-av1":

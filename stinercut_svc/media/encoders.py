@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 _CACHE: dict[str, frozenset[str]] = {}
 _LOCK = trio.Lock()
-#: `` V....D libx264   libx264 H.264 ...``: capability flags, then the encoder name.
-_LINE = re.compile(r"^\s*V[A-Z.]{5}\s+(\S+)\s", re.MULTILINE)
+#: `` V....D libx264   libx264 H.264 ...``: capability flags, then the encoder name
+#: (the legend above the list, `` V..... = Video``, has no name).
+_LINE = re.compile(r"^\s*V[A-Z.]{5}\s+([A-Za-z0-9][\w-]*)\s", re.MULTILINE)
 
 
 def parse_encoders(listing: str) -> frozenset[str]:
