@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import Engine, inspect, text
 
@@ -13,7 +15,7 @@ from tests.support.frontend_schema import create_frontend_tables
 
 
 @pytest.fixture
-def engine(database_url: str) -> Engine:
+def engine(database_url: str) -> Iterator[Engine]:
     eng = backends.admin_engine(database_url)
     backends.drop_everything(eng)
     yield eng

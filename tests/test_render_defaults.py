@@ -203,17 +203,21 @@ def test_unavailable_codec_fails_naming_what_this_ffmpeg_has() -> None:
 
 
 def test_fast_path_follows_the_codec_and_the_cap() -> None:
-    size = {"width": 320, "height": 240, "fps": Fraction(25)}
-    assert _plan(ResolvedOptions(**size)).render_path is RenderPath.FASTPATH
-    hevc = _plan(ResolvedOptions(codec="h265", **size), _source("hevc"))
+    def opts(codec: str = "h264", max_bitrate: int | None = None) -> ResolvedOptions:
+        return ResolvedOptions(
+            width=320, height=240, fps=Fraction(25), codec=codec, max_bitrate=max_bitrate
+        )
+
+    assert _plan(opts()).render_path is RenderPath.FASTPATH
+    hevc = _plan(opts("h265"), _source("hevc"))
     assert hevc.render_path is RenderPath.FASTPATH
-    wrong = _plan(ResolvedOptions(codec="h265", **size))
+    wrong = _plan(opts("h265"))
     assert wrong.reencode_reason == "video is not unrotated H.265"
-    over = _plan(ResolvedOptions(max_bitrate=500_000, **size))
+    over = _plan(opts(max_bitrate=500_000))
     assert over.reencode_reason is not None and "bitrate" in over.reencode_reason
-    unknown = _plan(ResolvedOptions(max_bitrate=5_000_000, **size), _source(bit_rate=None))
+    unknown = _plan(opts(max_bitrate=5_000_000), _source(bit_rate=None))
     assert unknown.render_path is RenderPath.REENCODE
-    under = _plan(ResolvedOptions(max_bitrate=5_000_000, **size))
+    under = _plan(opts(max_bitrate=5_000_000))
     assert under.render_path is RenderPath.FASTPATH
 
 

@@ -9,6 +9,7 @@ by either side mean the same instant.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -316,7 +317,7 @@ def _tables(conn: Connection) -> dict[str, tuple[str, str]]:
 
 
 @pytest.fixture
-def empty_mysql(database_url: str) -> Engine:
+def empty_mysql(database_url: str) -> Iterator[Engine]:
     """The test database with no tables at all (restored to head by the next test)."""
     engine = backends.admin_engine(database_url)
     backends.drop_everything(engine)
@@ -346,11 +347,11 @@ async def test_mysql_schema_matches_the_contract(app: StinercutApp) -> None:
                 wanted = (
                     "utf8mb4_bin"
                     if (table, col["c"]) == ("project", "settings")
-                    else ("utf8mb4_unicode_ci")
+                    else "utf8mb4_unicode_ci"
                 )
                 assert (col["cs"], col["coll"]) == ("utf8mb4", wanted), (table, col["c"])
-        for name, shape in CONTRACT_INDEXES[table].items():
-            assert indexes[table].get(name) == shape, (table, name)
+        for name, index in CONTRACT_INDEXES[table].items():
+            assert indexes[table].get(name) == index, (table, name)
         assert tables[table] == ("InnoDB", "utf8mb4_unicode_ci"), table
     assert CONTRACT_FKS <= fks
     assert {fk for fk in fks if fk[1] in SHARED} == CONTRACT_FKS

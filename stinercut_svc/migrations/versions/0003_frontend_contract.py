@@ -366,9 +366,9 @@ def _align_indexes_mysql(
             bind.exec_driver_sql(f"ALTER TABLE {_q(table)} RENAME INDEX {_q(twin)} TO {_q(name)}")
             existing[name] = existing.pop(twin)
             continue
-        cols = ", ".join(_q(c) for c in shape[0])
+        listed = ", ".join(_q(c) for c in shape[0])
         kind = "UNIQUE INDEX" if shape[1] else "INDEX"
-        bind.exec_driver_sql(f"ALTER TABLE {_q(table)} ADD {kind} {_q(name)} ({cols})")
+        bind.exec_driver_sql(f"ALTER TABLE {_q(table)} ADD {kind} {_q(name)} ({listed})")
         existing[name] = shape
 
 
