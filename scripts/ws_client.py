@@ -5,7 +5,9 @@ As a **detector** it announces itself with ``detector.status`` (target ``fronten
 and obeys ``detector:status``, ``detector:enable`` and ``detector:disable`` like the
 real host daemon: each answer is a fresh ``detector.status``. As a **frontend** it
 prints every message it receives as one JSON line on stdout, and can send one
-command first. Both answer the hub's keepalive (``hub:ping`` -> ``hub:pong``).
+command first. The hub's keepalive is WebSocket protocol pings, which trio-websocket
+answers by itself; an application ``hub:ping`` (the hub no longer sends one unasked)
+still gets ``hub:pong``.
 
 Examples::
 
