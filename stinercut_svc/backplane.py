@@ -185,6 +185,7 @@ class Backplane:
         deliver: Callable[[Routed], None],
         local_counts: Callable[[], dict[str, int]],
         backoff: tuple[float, float] = (BACKOFF_MIN_S, BACKOFF_MAX_S),
+        deliver_batch: Callable[[list[Routed]], None] | None = None,
         buffer_messages: int = BUFFER_MESSAGES,
         buffer_bytes: int = BUFFER_BYTES,
         stream_maxlen: int = STREAM_MAXLEN,
@@ -214,6 +215,9 @@ class Backplane:
         #: sessions established (the first connect included)
         self.sessions = 0
         self._deliver = deliver
+        #: if given, gets each envelope's messages in one call (instead of ``deliver``
+        #: per message), so the hub can write each client's share with one syscall
+        self._deliver_batch = deliver_batch
         self._local_counts = local_counts
         self._backoff = backoff
         self._origin = instance_id.encode("ascii")
@@ -464,6 +468,12 @@ class Backplane:
         if len(self._seen) > REMEMBERED_ORIGINS:
             self._seen.popitem(last=False)
         self.received += len(messages)
+        if self._deliver_batch is not None:
+            try:
+                self._deliver_batch(messages)
+            except Exception:  # noqa: BLE001 - one bad delivery must not stop the bridge
+                log.exception("hub backplane: delivering messages from %r failed", origin)
+            return
         deliver = self._deliver
         for routed in messages:
             try:

@@ -330,3 +330,16 @@ async def test_an_instance_that_shuts_down_leaves_the_counts_at_once() -> None:
             inner.cancel_scope.cancel()
         assert await b.backplane.other_instances(STEP_S) == []
         outer.cancel_scope.cancel()
+
+
+@needs_shared_redis
+async def test_deliver_batch_gets_whole_envelopes_in_order() -> None:
+    # The hook that lets the hub write each client's share of an envelope at once.
+    assert SHARED_REDIS
+    batches: list[list[Routed]] = []
+    async with instances(SHARED_REDIS, deliver_batch=batches.append) as (a, b):
+        for n in range(500):
+            a.backplane.offer(message(n))
+        await wait_for(lambda: sum(map(len, batches)) == 500, "delivery")
+        assert numbers([r for batch in batches for r in batch]) == list(range(500))
+        assert len(batches) < 500 and b.received == []  # batched, and deliver not used
