@@ -38,8 +38,12 @@ from .storage import Storage
 
 log = logging.getLogger(__name__)
 
-#: Deadline of one database ping, storage probe or tool ``-version`` run.
+#: Deadline of one database ping or storage probe.
 CHECK_TIMEOUT_S = 2.0
+#: Deadline of one tool ``-version`` run: generous, as it runs in the background and a
+#: machine under heavy load may take seconds to start a process; a slow start is
+#: not a missing tool.
+TOOL_TIMEOUT_S = 10.0
 #: Tools are checked again this often while they work ...
 TOOL_RECHECK_S = 60.0
 #: ... and this often while one of them does not.
@@ -85,21 +89,32 @@ class HealthChecks:
             name: ToolStatus(False, "not checked yet") for name in tools
         }
         self._recheck = trio.Event()
+        self._checked = trio.Event()  # set once the first tool check is done
         self._database = _Cached()
         self._storage_result = _Cached()
 
     # --- tools -------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Check the tools now (before serving starts), then in the background forever."""
-        await self._check_tools()
+        """Check the tools at once, then in the background forever.
+
+        Start-up does not wait for the first check (it has its own deadline to
+        meet); a health call arriving before it is done waits for it instead.
+        """
         task_status.started()
+        await self._check_tools()
+        self._checked.set()
         while True:
             failing = not all(status.ok for status in self.tools.values())
             with trio.move_on_after(TOOL_RETRY_S if failing else TOOL_RECHECK_S):
                 await self._recheck.wait()
             self._recheck = trio.Event()
             await self._check_tools()
+
+    async def tool_results(self) -> dict[str, ToolStatus]:
+        """The latest tool results (waits for the first check after start-up)."""
+        await self._checked.wait()
+        return dict(self.tools)
 
     def request_recheck(self) -> None:
         """Check the tools again now, e.g. after a call failed because one is missing."""
@@ -109,7 +124,7 @@ class HealthChecks:
         results: dict[str, ToolStatus] = {}
 
         async def check(name: str) -> None:
-            results[name] = await tool_version(self._binaries[name], timeout=CHECK_TIMEOUT_S)
+            results[name] = await tool_version(self._binaries[name], timeout=TOOL_TIMEOUT_S)
 
         async with trio.open_nursery() as nursery:
             for name in self._binaries:

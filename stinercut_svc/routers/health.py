@@ -94,7 +94,7 @@ async def root() -> Response:
 async def health() -> Response:
     app = current()
     checks = checks_of(app)
-    results: dict[str, ToolStatus] = dict(checks.tools)
+    results: dict[str, ToolStatus] = await checks.tool_results()
 
     async def database() -> None:
         results["database"] = await checks.database()

@@ -1,18 +1,24 @@
-"""``/api/projects``: list, create, detail (timeline + recent jobs), edit, delete."""
+"""``/api/projects``: list, create, detail (timeline + recent jobs), edit, delete.
+
+Answers are encoded once from the services' plain data (:mod:`stinercut_svc.jsonio`);
+the response models below only document them. Detail reads of one project that
+arrive together share one database read (:mod:`stinercut_svc.coalesce`).
+"""
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 import trio
 from pydantic import Field
-from quart import Blueprint
+from quart import Blueprint, Response
 from quart_schema import document_response, validate_querystring, validate_request
 
-from ..context import current
+from ..coalesce import Coalescer
+from ..context import StinercutApp, current
 from ..errors import ApiError
 from ..jobs.options import RenderOptions
+from ..jsonio import encode, json_response
 from ..models import ProjectStatus
 from ..openapi import StrictModel
 from ..services import projects as service
@@ -22,6 +28,9 @@ from .docs import DeletedOut, ProjectDetailOut, ProjectListOut, ProjectOut, erro
 from .params import parse_uuid
 
 blueprint = Blueprint("projects", __name__)
+
+#: ``app.extensions`` key of the project-detail :class:`Coalescer`.
+DETAIL_READS = "stinercut.project_detail_reads"
 
 
 class ProjectQuery(StrictModel):
@@ -53,9 +62,9 @@ class DeleteQuery(StrictModel):
 @validate_querystring(ProjectQuery)
 @document_response(ProjectListOut)
 @errors(400)
-async def list_projects(query_args: ProjectQuery) -> dict[str, Any]:
+async def list_projects(query_args: ProjectQuery) -> Response:
     """Projects, newest first, with the total count for paging."""
-    return await current().db.run(
+    body = await current().db.run(
         partial(
             service.list_projects,
             status=query_args.status,
@@ -64,37 +73,51 @@ async def list_projects(query_args: ProjectQuery) -> dict[str, Any]:
             offset=query_args.offset,
         )
     )
+    return json_response(body)
 
 
 @blueprint.post("/api/projects")
 @validate_request(ProjectIn)
 @document_response(ProjectOut, 201)
 @errors(400, 413, 422)
-async def create_project(data: ProjectIn) -> tuple[dict[str, Any], int]:
+async def create_project(data: ProjectIn) -> Response:
     body = await current().db.run(
         partial(service.create_project, name=data.name, settings=data.settings)
     )
-    return body, 201
+    return json_response(body, 201)
 
 
 @blueprint.get("/api/projects/<uuid>")
 @document_response(ProjectDetailOut)
 @errors(400, 404)
-async def get_project(uuid: str) -> dict[str, Any]:
+async def get_project(uuid: str) -> Response:
     """The project with its clips in timeline order and its most recent jobs."""
-    return await current().db.run(partial(service.project_detail, uuid=parse_uuid(uuid)))
+    app = current()
+    body = await _detail_reads(app).get(app.nursery, parse_uuid(uuid))
+    return Response(body, mimetype="application/json")
+
+
+def _detail_reads(app: StinercutApp) -> Coalescer[str, bytes]:
+    reads: Coalescer[str, bytes] | None = app.extensions.get(DETAIL_READS)
+    if reads is None:
+
+        async def fetch(key: str) -> bytes:
+            return encode(await app.db.run(partial(service.project_detail, uuid=key)))
+
+        reads = app.extensions[DETAIL_READS] = Coalescer(fetch)
+    return reads
 
 
 @blueprint.patch("/api/projects/<uuid>")
 @validate_request(ProjectPatch)
 @document_response(ProjectOut)
 @errors(400, 404, 413, 422)
-async def update_project(uuid: str, data: ProjectPatch) -> dict[str, Any]:
+async def update_project(uuid: str, data: ProjectPatch) -> Response:
     key = parse_uuid(uuid)
     if "name" in data.model_fields_set and data.name is None:
         raise ApiError(422, "name may not be null", code="validation_error",
                        details={"fields": [{"field": "name", "message": "may not be null"}]})
-    return await current().db.run(
+    body = await current().db.run(
         partial(
             service.update_project,
             uuid=key,
@@ -103,13 +126,14 @@ async def update_project(uuid: str, data: ProjectPatch) -> dict[str, Any]:
             settings_given="settings" in data.model_fields_set,
         )
     )
+    return json_response(body)
 
 
 @blueprint.delete("/api/projects/<uuid>")
 @validate_querystring(DeleteQuery)
 @document_response(DeletedOut)
 @errors(400, 404, 409)
-async def delete_project(uuid: str, query_args: DeleteQuery) -> dict[str, Any]:
+async def delete_project(uuid: str, query_args: DeleteQuery) -> Response:
     """Delete the project, its clips and jobs, thumbnails and render outputs.
 
     Uploaded source files stay unless ``purge_files=true`` (and then only files
@@ -124,4 +148,4 @@ async def delete_project(uuid: str, query_args: DeleteQuery) -> dict[str, Any]:
     await remove_files(removal.files)
     for folder in removal.folders:
         await trio.to_thread.run_sync(remove_empty_dir, folder)
-    return {"deleted": key, "removed_files": len(removal.files)}
+    return json_response({"deleted": key, "removed_files": len(removal.files)})

@@ -7,12 +7,13 @@ and be of the matching type, so a render never starts from a dangling reference.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
@@ -101,10 +102,21 @@ def create_project(session: Session, name: str, settings: RenderOptions | None) 
     return project.to_api()
 
 
+@functools.cache
+def _video_columns() -> tuple[Any, ...]:
+    """Every mapped column of ``Video``, so Core rows carry the ORM attribute names."""
+    return tuple(getattr(Video, attr.key) for attr in inspect(Video).column_attrs)
+
+
 def project_detail(session: Session, uuid: str) -> dict[str, Any]:
+    """The detail answer. The clips (the bulk of it) are read as Core rows, not ORM
+    objects: building 20 tracked instances cost more than the query itself, and
+    ``Video.to_api`` only reads attributes, which a row has under the same names."""
     project = find_project(session, uuid)
-    videos = session.scalars(
-        select(Video).where(Video.project_id == project.id).order_by(Video.order, Video.id)
+    videos = session.execute(
+        select(*_video_columns())
+        .where(Video.project_id == project.id)
+        .order_by(Video.order, Video.id)
     )
     jobs = session.scalars(
         select(Job)
@@ -113,7 +125,7 @@ def project_detail(session: Session, uuid: str) -> dict[str, Any]:
         .limit(RECENT_JOBS)
     )
     body = project.to_api()
-    body["videos"] = [v.to_api() for v in videos]
+    body["videos"] = [Video.to_api(cast(Video, row)) for row in videos]
     body["jobs"] = [j.to_view(project.uuid) for j in jobs]
     return body
 
