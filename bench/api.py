@@ -1,48 +1,89 @@
-"""Benchmark the REST API on MariaDB: project detail reads and a 1 GB upload.
+"""Benchmark the REST API against its framework's floor: project detail, access log, health.
 
-Run (MariaDB on 127.0.0.1:3306, root with an empty password by default)::
+Run (MariaDB on 127.0.0.1:3306, root with an empty password by default; wrk from
+``apt-get install wrk``)::
 
     .venv/bin/python bench/api.py [--database-url mysql://root@127.0.0.1:3306/stinercut_bench_api]
-                                  [--requests 4000] [--concurrency 20] [--upload-mib 1024]
+                                  [--backends mariadb,sqlite] [--rounds 3] [--seconds 8]
+                                  [--connections 20] [--upload-mib 1024]
 
-It starts the service in a child process (one Hypercorn trio worker, as
-production runs), then prints:
+Every server is a child process started the way production starts it (the real
+CLI, ``python -m stinercut_svc serve``, one Hypercorn trio worker), next to a bare
+Quart-Trio "hello" app on Hypercorn (``bench/hello_floor.py``): the floor no route
+of this framework stack can beat. Per backend two services share one database, one
+with ``LOG_LEVEL=WARNING`` (no access log) and one with ``LOG_LEVEL=INFO`` (access
+log written to a file). The load generator is wrk (C, one thread) at
+``--connections``; runs are interleaved round by round (the order rotates) and the
+figures printed are medians over the rounds, ratios taken within each round. It prints:
 
-* ``GET /api/projects/{uuid}`` for a project with 20 clips at concurrency 20:
-  requests/s, p50 and p99 latency;
-* a 1 GiB multipart upload over 127.0.0.1: MB/s, next to ``cp`` of the same
-  file in the same run (ratio), and the server's peak RSS growth during it.
+* ``GET /api/projects/{uuid}`` (20 clips, 6 finished jobs): req/s, p50/p99, server
+  CPU per request, and the ratio to the floor measured in the same round;
+* the access log's cost: req/s at ``INFO`` over req/s at ``WARNING``;
+* ``GET /api/health`` at ``--connections``: p99 and the count of non-200 answers,
+  alone and while the same service is loaded with project reads;
+* a ``--upload-mib`` multipart upload (0 skips it): MB/s next to ``cp`` of the same
+  file in the same run, and the server's peak RSS growth during it.
 
-Only 127.0.0.1 is targeted. The database named in the URL is emptied first.
+The machine is usually shared (2 cores): absolute figures move with other load,
+ratios much less. Only 127.0.0.1 is targeted. The MariaDB database named in the URL
+is emptied first.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import attrs
 import httpx
 import pymysql
 import trio
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from stinercut_svc.models import Job, JobStatus, Project  # noqa: E402
 from tests.support.child_server import serve_in_child  # noqa: E402
 from tests.support.media import ffmpeg, make_clip  # noqa: E402
 from tests.support.processes import memory_kib, reset_peak  # noqa: E402
 
 MIB = 1024 * 1024
 CLIPS = 20
+JOBS = 6
 BOUNDARY = "stinercut-bench-boundary"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@attrs.frozen
+class Server:
+    name: str
+    url: str  # the URL wrk loads
+    pid: int
+
+
+@attrs.frozen
+class Run:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non2xx: int
+    errors: int
+    cpu_ms_per_request: float
+
 
 def reset_database(url: str) -> None:
     parsed = make_url(url)
@@ -58,72 +99,233 @@ def reset_database(url: str) -> None:
         )
 
 
-async def bench_detail(url: str, shared: Path, requests: int, concurrency: int) -> None:
-    (shared / "uploads" / "bench").mkdir(parents=True, exist_ok=True)
-    clip = make_clip(shared / "uploads" / "bench" / "clip.mp4", seconds=1.0)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-        project = (await http.post(f"{url}/api/projects", json={"name": "bench"})).json()["uuid"]
-        for _ in range(CLIPS):
-            response = await http.post(
-                f"{url}/api/projects/{project}/videos",
-                json={"path": clip.relative_to(shared).as_posix()},
-            )
-            response.raise_for_status()
-        target = f"{url}/api/projects/{project}"
-        detail = (await http.get(target)).json()
-        assert len(detail["videos"]) == CLIPS
-
-        for _ in range(100):  # warm the pool and the code paths
-            (await http.get(target)).raise_for_status()
-
-        latencies: list[float] = []
-        remaining = requests
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                started = time.perf_counter()
-                response = await http.get(target)
-                latencies.append(time.perf_counter() - started)
-                response.raise_for_status()
-
-        started = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-            for _ in range(concurrency):
-                nursery.start_soon(worker)
-        elapsed = time.perf_counter() - started
-    cuts = statistics.quantiles(latencies, n=100)
-    print(f"GET /api/projects/{{uuid}} ({CLIPS} clips), {requests} requests at concurrency {concurrency}:")
-    print(
-        f"  httpx (this process) {requests / elapsed:8.1f} req/s"
-        f"   p50 {cuts[49] * 1000:6.1f} ms   p99 {cuts[98] * 1000:6.1f} ms"
-    )
-    # The Python load generator needs a core of its own on this 2-core machine;
-    # wrk (C) shows what the server itself sustains.
-    if shutil.which("wrk"):
-        await wrk(target, concurrency)
-    else:
-        print("  wrk not installed (apt-get install wrk): server-only figure not measured")
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-async def wrk(target: str, concurrency: int, seconds: int = 10) -> None:
+def _ms(value: str) -> float:
+    number = float(re.match(r"[\d.]+", value).group())  # type: ignore[union-attr]
+    unit = value.lstrip("0123456789.")
+    return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+async def wrk(server: Server, connections: int, seconds: int, path: str = "") -> Run:
+    """One wrk run against ``server`` (``path`` overrides its URL's path)."""
+    url = server.url if not path else re.sub(r"^(http://[^/]+).*$", r"\1", server.url) + path
+    cpu_before = cpu_seconds(server.pid)
     done = await trio.run_process(
-        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", target],
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(seconds, 1)}s", "--latency", url],
         capture_stdout=True,
     )
+    cpu = cpu_seconds(server.pid) - cpu_before
     text = done.stdout.decode()
     rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"(\d+) requests in", text)
     p50 = re.search(r"^\s+50%\s+(\S+)", text, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    assert rate and p50 and p99, text
-    print(
-        f"  wrk ({seconds} s)           {float(rate.group(1)):8.1f} req/s"
-        f"   p50 {p50.group(1):>9}   p99 {p99.group(1):>9}"
-        f"   errors {non2xx.group(1) if non2xx else 0}"
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    assert rate and total and p50 and p99, text
+    requests = int(total.group(1))
+    return Run(
+        rate=float(rate.group(1)),
+        p50_ms=_ms(p50.group(1)),
+        p99_ms=_ms(p99.group(1)),
+        requests=requests,
+        non2xx=int(non2xx.group(1)) if non2xx else 0,
+        errors=sum(int(g) for g in errors.groups()) if errors else 0,
+        cpu_ms_per_request=cpu * 1000 / max(requests, 1),
     )
+
+
+@asynccontextmanager
+async def floor_server() -> AsyncIterator[Server]:
+    port = _free_port()
+    process = await trio.lowlevel.open_process(
+        [sys.executable, str(ROOT / "bench" / "hello_floor.py"), str(port)]
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        async with httpx.AsyncClient() as http:
+            with trio.fail_after(30):
+                while True:
+                    try:
+                        if (await http.get(url)).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        await trio.sleep(0.1)
+        yield Server("floor", url, process.pid)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def seed(url: str, shared: Path, database_url: str) -> str:
+    """A project with CLIPS registered clips (through the API) and JOBS finished jobs."""
+    folder = shared / "uploads" / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = folder / "clip.mp4"
+    if not clip.exists():
+        make_clip(clip, seconds=1.0)
+    async with httpx.AsyncClient(timeout=60) as http:
+        project = (
+            await http.post(
+                f"{url}/api/projects",
+                json={"name": "Tandem Ünal", "settings": {"audio_mode": "mix"}},
+            )
+        ).json()["uuid"]
+        for _ in range(CLIPS):
+            response = await http.post(
+                f"{url}/api/projects/{project}/videos", json={"path": "uploads/bench/clip.mp4"}
+            )
+            response.raise_for_status()
+
+    def add_jobs() -> None:
+        engine = create_engine(database_url.replace("mysql://", "mysql+pymysql://", 1))
+        with Session(engine) as session, session.begin():
+            owner = session.query(Project).filter(Project.uuid == project).one()
+            states = [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED]
+            for index in range(JOBS):
+                status = states[index % len(states)]
+                session.add(
+                    Job(
+                        project_id=owner.id,
+                        status=status,
+                        progress=100 if status is JobStatus.COMPLETED else 40,
+                        output_path=f"output/{project}/job{index}.mp4"
+                        if status is JobStatus.COMPLETED
+                        else None,
+                        error_message="ffmpeg exited with code 1"
+                        if status is JobStatus.FAILED
+                        else None,
+                        options=json.dumps({"audio_mode": "mix", "output": {"crf": 20}}),
+                        render_path="reencode",
+                    )
+                )
+        engine.dispose()
+
+    await trio.to_thread.run_sync(add_jobs)
+    return project
+
+
+async def bench_http(args: argparse.Namespace, work: Path) -> None:
+    conns, seconds = args.connections, args.seconds
+    half = max(seconds // 2, 1)
+    async with AsyncExitStack() as stack:
+        servers: list[Server] = [await stack.enter_async_context(floor_server())]
+        for backend in args.backends:
+            database_url = (
+                args.database_url
+                if backend == "mariadb"
+                else f"sqlite:///{work / 'bench.sqlite3'}"
+            )
+            if backend == "mariadb":
+                reset_database(database_url)
+            shared = work / f"shared-{backend}"
+            project = ""
+            for level in ("WARNING", "INFO"):
+                url, pid = await stack.enter_async_context(
+                    serve_in_child(
+                        log_path=work / f"{backend}-{level}.log",
+                        DATABASE_URL=database_url,
+                        SHARED_VIDEO_PATH=str(shared),
+                        LOG_LEVEL=level,
+                    )
+                )
+                if not project:
+                    project = await seed(url, shared, database_url)
+                servers.append(Server(f"{backend} {level}", f"{url}/api/projects/{project}", pid))
+        async with httpx.AsyncClient() as http:  # one check that answers are what we load
+            for server in servers[1:]:
+                body = (await http.get(server.url)).json()
+                assert len(body["videos"]) == CLIPS and len(body["jobs"]) == JOBS, body
+        for server in servers:  # warm-up
+            await wrk(server, conns, 1)
+
+        runs: dict[str, list[Run]] = {s.name: [] for s in servers}
+        health: dict[str, list[Run]] = {}
+        loaded: dict[str, list[Run]] = {}
+        for round_no in range(args.rounds):
+            shift = round_no % len(servers)
+            for server in servers[shift:] + servers[:shift]:
+                runs[server.name].append(await wrk(server, conns, seconds))
+            for server in servers[1:]:
+                if not server.name.endswith("WARNING"):
+                    continue
+                health.setdefault(server.name, []).append(
+                    await wrk(server, conns, half, "/api/health")
+                )
+                # Health while the same service is busy with project reads.
+                results: list[Run] = []
+
+                async def load(srv: Server = server, out: list[Run] = results) -> None:
+                    out.append(await wrk(srv, conns, half + 1))
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(load)
+                    await trio.sleep(0.5)
+                    loaded.setdefault(server.name, []).append(
+                        await wrk(server, conns, half, "/api/health")
+                    )
+            print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values)
+
+    def ratios(name: str, base: str) -> list[float]:
+        return [a.rate / b.rate for a, b in zip(runs[name], runs[base], strict=True)]
+
+    floor = runs["floor"]
+    print(
+        f"GET /api/projects/{{uuid}} ({CLIPS} clips, {JOBS} jobs), wrk -c{conns} "
+        f"{seconds:g} s x {args.rounds} interleaved rounds, medians:"
+    )
+    print(
+        f"  {'floor: bare Quart-Trio hello':34s} {med([r.rate for r in floor]):8.1f} req/s"
+        f"   p50 {med([r.p50_ms for r in floor]):6.1f} ms  p99 {med([r.p99_ms for r in floor]):6.1f} ms"
+        f"   server CPU {med([r.cpu_ms_per_request for r in floor]):.2f} ms/req"
+    )
+    for name, series in runs.items():
+        if name == "floor":
+            continue
+        line = (
+            f"  {name:34s} {med([r.rate for r in series]):8.1f} req/s"
+            f"   p50 {med([r.p50_ms for r in series]):6.1f} ms  p99 {med([r.p99_ms for r in series]):6.1f} ms"
+            f"   server CPU {med([r.cpu_ms_per_request for r in series]):.2f} ms/req"
+            f"   ratio to floor {med(ratios(name, 'floor')):.2f}"
+        )
+        if sum(r.non2xx + r.errors for r in series):
+            line += f"   NON-2XX/ERRORS {sum(r.non2xx + r.errors for r in series)}"
+        print(line)
+    print("access log (LOG_LEVEL=INFO) over no access log (WARNING), same round, medians:")
+    for backend in args.backends:
+        each = ratios(f"{backend} INFO", f"{backend} WARNING")
+        print(
+            f"  {backend:8s} ratio {med(each):.2f} (cost {100 * (1 - med(each)):.0f} %;"
+            f" rounds {', '.join(f'{r:.2f}' for r in each)})"
+        )
+    print(f"GET /api/health, wrk -c{conns} {half} s per round:")
+    for name in health:
+        for label, series in (("alone", health[name]), ("under project load", loaded[name])):
+            bad = sum(r.non2xx + r.errors for r in series)
+            total = sum(r.requests for r in series)
+            print(
+                f"  {name:16s} {label:19s} {med([r.rate for r in series]):8.1f} req/s"
+                f"   p50 {med([r.p50_ms for r in series]):6.2f} ms"
+                f"   p99 {med([r.p99_ms for r in series]):6.2f} ms (worst round"
+                f" {max(r.p99_ms for r in series):.2f})   non-200 {bad} of {total}"
+            )
 
 
 async def bench_upload(url: str, pid: int, work: Path, shared: Path, size_mib: int) -> None:
@@ -138,7 +340,7 @@ async def bench_upload(url: str, pid: int, work: Path, shared: Path, size_mib: i
 
     copy = shared / "temp" / "cp-baseline.mp4"
     started = time.perf_counter()
-    subprocess.run(["cp", str(source), str(copy)], check=True)
+    await trio.run_process(["cp", str(source), str(copy)])
     cp_seconds = time.perf_counter() - started
     copy.unlink()
 
@@ -182,24 +384,38 @@ async def bench_upload(url: str, pid: int, work: Path, shared: Path, size_mib: i
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--database-url", default="mysql://root@127.0.0.1:3306/stinercut_bench_api"
     )
-    parser.add_argument("--requests", type=int, default=4000)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--backends", default="mariadb,sqlite", type=lambda s: s.split(","))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--upload-mib", type=int, default=1024)
     args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    unknown = set(args.backends) - {"mariadb", "sqlite"}
+    if unknown:
+        sys.exit(f"unknown backend(s): {', '.join(sorted(unknown))}")
 
-    reset_database(args.database_url)
+    load = os.getloadavg()
+    print(
+        f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        " at start (other work on the machine moves absolute figures; ratios are same-round)"
+    )
     work = Path(tempfile.mkdtemp(prefix="stinercut-bench-api-"))
-    shared = work / "shared"
     try:
-        async with serve_in_child(
-            DATABASE_URL=args.database_url, SHARED_VIDEO_PATH=str(shared)
-        ) as (url, pid):
-            await bench_detail(url, shared, args.requests, args.concurrency)
-            await bench_upload(url, pid, work, shared, args.upload_mib)
+        await bench_http(args, work)
+        if args.upload_mib:
+            reset_database(args.database_url)
+            shared = work / "shared-upload"
+            async with serve_in_child(
+                DATABASE_URL=args.database_url, SHARED_VIDEO_PATH=str(shared)
+            ) as (url, pid):
+                await bench_upload(url, pid, work, shared, args.upload_mib)
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import trio
@@ -21,13 +22,26 @@ START_TIMEOUT_S = 60.0
 
 
 @asynccontextmanager
-async def serve_in_child(**env: str) -> AsyncIterator[tuple[str, int]]:
-    """Yield ``(base_url, pid)`` of a service started with ``env`` on a free port."""
+async def serve_in_child(
+    *, log_path: Path | None = None, **env: str
+) -> AsyncIterator[tuple[str, int]]:
+    """Yield ``(base_url, pid)`` of a service started with ``env`` on a free port.
+
+    ``log_path``: where the child's stderr (its log) goes; by default it is inherited.
+    """
     port = _free_port()
     environ = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "WARNING", **env}
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "stinercut_svc", "serve"], env=environ, stdout=subprocess.DEVNULL
-    )
+    log = None if log_path is None else log_path.open("ab")
+    try:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "stinercut_svc", "serve"],
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    finally:
+        if log is not None:
+            log.close()  # the child holds its own descriptor
     url = f"http://127.0.0.1:{port}"
     try:
         await _wait_ready(url, process)
