@@ -51,6 +51,7 @@ from stinercut_svc.media.runner import run_ffmpeg  # noqa: E402
 from stinercut_svc.models import Asset, AssetType, Project, Video  # noqa: E402
 from tests.support.media import ffmpeg  # noqa: E402
 from tests.support.processes import media_children  # noqa: E402
+from tests.support.render_defaults import clear_frontend_render_defaults  # noqa: E402
 
 HTTP_TIMEOUT = httpx.Timeout(30.0)
 RENDER_TIMEOUT_S = 600
@@ -242,6 +243,9 @@ async def main(args: argparse.Namespace) -> None:
 async def scenarios(
     service: Service, app: StinercutApp, media: dict[str, Path], tmp: Path, args: argparse.Namespace
 ) -> None:
+    # Figures stay comparable across releases: the built-in defaults (first clip's
+    # size and rate, uncapped), not the frontend's 1920x1080/30 fps/8M seed rows.
+    await clear_frontend_render_defaults(app)
     mark = await add_asset(app, AssetType.WATERMARK, media["mark"])
 
     # 1. service overhead
