@@ -351,6 +351,8 @@ async def serve(
                         await listener.aclose()
 
             connections.start_soon(accept)
+            if os.environ.get(TRACEMALLOC_ENV):
+                connections.start_soon(_report_allocations)
             for url in binds:
                 log.info("listening on %s", url)
             task_status.started(binds)
@@ -358,6 +360,27 @@ async def serve(
             accepting.cancel()  # stop accepting
             await _shut_down(server, lifespan, connections)
         lifespan_nursery.cancel_scope.cancel()
+
+
+TRACEMALLOC_ENV = "STINERCUT_TRACEMALLOC"
+TRACEMALLOC_EVERY_S = 60.0
+
+
+async def _report_allocations() -> None:
+    """Diagnostics for ``bench/soak.py``: the top allocation growth since start-up,
+    logged once a minute (only when ``STINERCUT_TRACEMALLOC`` is set)."""
+    import tracemalloc
+
+    tracemalloc.start(8)
+    first = tracemalloc.take_snapshot()
+    while True:
+        await trio.sleep(TRACEMALLOC_EVERY_S)
+        snapshot = tracemalloc.take_snapshot()
+        top = snapshot.compare_to(first, "lineno")[:8]
+        lines = "\n  ".join(str(stat) for stat in top)
+        traced, peak = tracemalloc.get_traced_memory()
+        log.warning("tracemalloc: traced %.1f MiB (peak %.1f); top growth since start:\n  %s",
+                    traced / 2**20, peak / 2**20, lines)
 
 
 async def _shut_down(server: OnePortServer, lifespan: Lifespan, connections: trio.Nursery) -> None:
