@@ -1,7 +1,9 @@
-"""The WebSocket hub over real sockets: routing, stamping, bad input, limits, keepalive.
+"""The WebSocket hub over real sockets: routing, stamping, bad input, limits, backpressure.
 
-Every test serves the app with Hypercorn on 127.0.0.1 and talks to it with
-trio-websocket clients. "Nothing else arrived" is checked without sleeping: a
+Every test serves the app with the one-port server (``stinercut serve``'s code
+path) on 127.0.0.1 and talks to it with trio-websocket clients; keepalive and
+drop-in behaviour live in ``test_hub_dropin.py``, caps and closes in
+``test_hub_limits.py``. "Nothing else arrived" is checked without sleeping: a
 barrier message is published after the message under test, and since each
 outbox is first-in first-out, anything routed to a client arrives before the
 barrier.
