@@ -15,7 +15,8 @@ Here each check has the cost its dependency deserves:
   connection of its own (a separate one-connection engine, outside the request
   limiter and pool, so it never queues behind busy requests: on SQLite the request
   pool has no overflow), at most once per :data:`DATABASE_FRESH_S`; every health
-  call in between gets that result, and calls arriving during a ping share it.
+  call in between gets that result, and calls arriving during a ping get the
+  previous one (or share the first ping's).
 * **storage**: ``stat``/``access``/``statvfs`` on the shared root, in a thread
   abandoned after :data:`CHECK_TIMEOUT_S` (a hung network mount), cached for
   :data:`STORAGE_FRESH_S`.
@@ -151,9 +152,16 @@ class HealthChecks:
     async def _shared(
         self, cached: _Cached, max_age: float, probe: Callable[[], Awaitable[ToolStatus]]
     ) -> ToolStatus:
-        """The cached result if fresh; else the result of one probe shared by all callers."""
+        """The cached result if fresh; else a probe's result.
+
+        One caller runs the probe; the others meanwhile get the previous result
+        (if there is one: until the first probe ends they wait for it), so a slow
+        probe on a busy machine delays one health call, not all of them.
+        """
         if cached.fresh(max_age):
             assert cached.status is not None
+            return cached.status
+        if cached.probe is not None and cached.status is not None:
             return cached.status
         if cached.probe is None:
             done = cached.probe = trio.Event()

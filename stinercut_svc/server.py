@@ -48,6 +48,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from .access_log import AccessLogger
 from .config import Settings
 from .context import StinercutApp
 from .hub import serve_websocket
@@ -86,6 +87,7 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
         config.accesslog = logging.getLogger("stinercut_svc.access")
     config.errorlog = logging.getLogger("stinercut_svc.server")
     config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
+    config.logger_class = AccessLogger  # the same line without AccessLogAtoms (access_log.py)
     return config
 
 
