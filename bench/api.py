@@ -18,6 +18,8 @@ figures printed are medians over the rounds, ratios taken within each round. It 
 
 * ``GET /api/projects/{uuid}`` (20 clips, 6 finished jobs): req/s, p50/p99, server
   CPU per request, and the ratio to the floor measured in the same round;
+* the same reads spread at random over 20 projects (a wrk Lua script), where
+  concurrent reads rarely share a fetch: the per-request cost without sharing;
 * the access log's cost: req/s at ``INFO`` over req/s at ``WARNING``;
 * ``GET /api/health`` at ``--connections``: p99 and the count of non-200 answers,
   alone and while the same service is loaded with project reads;
@@ -48,14 +50,14 @@ import attrs
 import httpx
 import pymysql
 import trio
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stinercut_svc.models import Job, JobStatus, Project  # noqa: E402
+from stinercut_svc.models import Job, JobStatus, Project, Video  # noqa: E402
 from tests.support.child_server import serve_in_child  # noqa: E402
 from tests.support.media import ffmpeg, make_clip  # noqa: E402
 from tests.support.processes import memory_kib, reset_peak  # noqa: E402
@@ -63,6 +65,8 @@ from tests.support.processes import memory_kib, reset_peak  # noqa: E402
 MIB = 1024 * 1024
 CLIPS = 20
 JOBS = 6
+#: Projects the spread reads go over (each a copy of the first).
+SPREAD = 20
 BOUNDARY = "stinercut-bench-boundary"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -72,6 +76,7 @@ class Server:
     name: str
     url: str  # the URL wrk loads
     pid: int
+    spread: tuple[str, ...] = ()  # paths of SPREAD projects, for reads spread over them
 
 
 @attrs.frozen
@@ -112,12 +117,15 @@ def _ms(value: str) -> float:
     return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-async def wrk(server: Server, connections: int, seconds: int, path: str = "") -> Run:
+async def wrk(
+    server: Server, connections: int, seconds: int, path: str = "", script: Path | None = None
+) -> Run:
     """One wrk run against ``server`` (``path`` overrides its URL's path)."""
     url = server.url if not path else re.sub(r"^(http://[^/]+).*$", r"\1", server.url) + path
     cpu_before = cpu_seconds(server.pid)
+    extra = ["-s", str(script)] if script else []
     done = await trio.run_process(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(seconds, 1)}s", "--latency", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(seconds, 1)}s", "--latency", *extra, url],
         capture_stdout=True,
     )
     cpu = cpu_seconds(server.pid) - cpu_before
@@ -171,8 +179,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def seed(url: str, shared: Path, database_url: str) -> str:
-    """A project with CLIPS registered clips (through the API) and JOBS finished jobs."""
+async def seed(url: str, shared: Path, database_url: str) -> list[str]:
+    """A project with CLIPS registered clips (through the API) and JOBS finished jobs,
+    plus SPREAD - 1 copies of it made in the database (for reads spread over projects)."""
     folder = shared / "uploads" / "bench"
     folder.mkdir(parents=True, exist_ok=True)
     clip = folder / "clip.mp4"
@@ -213,10 +222,34 @@ async def seed(url: str, shared: Path, database_url: str) -> str:
                         render_path="reencode",
                     )
                 )
+            session.flush()
+            clips = session.query(Video).filter(Video.project_id == owner.id).all()
+            jobs = session.query(Job).filter(Job.project_id == owner.id).all()
+            for index in range(1, SPREAD):
+                copy = Project(name=f"{owner.name} {index}", settings=owner.settings)
+                session.add(copy)
+                session.flush()
+                copies.append(copy.uuid)
+                for clip in clips:
+                    session.add(Video(**_fields(clip, project_id=copy.id)))
+                for job in jobs:
+                    session.add(Job(**_fields(job, project_id=copy.id)))
         engine.dispose()
 
+    copies: list[str] = [project]
     await trio.to_thread.run_sync(add_jobs)
-    return project
+    return copies
+
+
+def _fields(row: object, **override: object) -> dict[str, object]:
+    """A row's column values without its identity, for a copy."""
+    skip = {"id", "uuid"}
+    values = {
+        attr.key: getattr(row, attr.key)
+        for attr in inspect(type(row)).column_attrs
+        if attr.key not in skip
+    }
+    return {**values, **override}
 
 
 async def bench_http(args: argparse.Namespace, work: Path) -> None:
@@ -233,7 +266,7 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
             if backend == "mariadb":
                 reset_database(database_url)
             shared = work / f"shared-{backend}"
-            project = ""
+            projects: list[str] = []
             for level in ("WARNING", "INFO"):
                 url, pid = await stack.enter_async_context(
                     serve_in_child(
@@ -243,9 +276,16 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
                         LOG_LEVEL=level,
                     )
                 )
-                if not project:
-                    project = await seed(url, shared, database_url)
-                servers.append(Server(f"{backend} {level}", f"{url}/api/projects/{project}", pid))
+                if not projects:
+                    projects = await seed(url, shared, database_url)
+                servers.append(
+                    Server(
+                        f"{backend} {level}",
+                        f"{url}/api/projects/{projects[0]}",
+                        pid,
+                        tuple(f"/api/projects/{p}" for p in projects),
+                    )
+                )
         async with httpx.AsyncClient() as http:  # one check that answers are what we load
             for server in servers[1:]:
                 body = (await http.get(server.url)).json()
@@ -254,6 +294,7 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
             await wrk(server, conns, 1)
 
         runs: dict[str, list[Run]] = {s.name: [] for s in servers}
+        spread: dict[str, list[Run]] = {}
         health: dict[str, list[Run]] = {}
         loaded: dict[str, list[Run]] = {}
         for round_no in range(args.rounds):
@@ -263,6 +304,17 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
             for server in servers[1:]:
                 if not server.name.endswith("WARNING"):
                     continue
+                script = work / f"spread-{server.pid}.lua"
+                paths = ", ".join(f'"{p}"' for p in server.spread)
+                script.write_text(
+                    f"local paths = {{{paths}}}\n"
+                    "request = function()\n"
+                    "  return wrk.format(nil, paths[math.random(#paths)])\n"
+                    "end\n"
+                )
+                spread.setdefault(server.name, []).append(
+                    await wrk(server, conns, seconds, script=script)
+                )
                 health.setdefault(server.name, []).append(
                     await wrk(server, conns, half, "/api/health")
                 )
@@ -308,6 +360,18 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
         if sum(r.non2xx + r.errors for r in series):
             line += f"   NON-2XX/ERRORS {sum(r.non2xx + r.errors for r in series)}"
         print(line)
+    print(
+        f"  the same reads spread at random over {SPREAD} projects (little sharing), ratio to"
+        " the floor of the same round:"
+    )
+    for name, series in spread.items():
+        each = [a.rate / b.rate for a, b in zip(series, floor, strict=True)]
+        print(
+            f"  {name:34s} {med([r.rate for r in series]):8.1f} req/s"
+            f"   p50 {med([r.p50_ms for r in series]):6.1f} ms  p99 {med([r.p99_ms for r in series]):6.1f} ms"
+            f"   server CPU {med([r.cpu_ms_per_request for r in series]):.2f} ms/req"
+            f"   ratio to floor {med(each):.2f}"
+        )
     print("access log (LOG_LEVEL=INFO) over no access log (WARNING), same round, medians:")
     for backend in args.backends:
         each = ratios(f"{backend} INFO", f"{backend} WARNING")
