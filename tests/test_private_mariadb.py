@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pymysql
 import pytest
 
@@ -16,8 +14,8 @@ def _connect(db: PrivateMariaDB) -> pymysql.connections.Connection:  # type: ign
     )
 
 
-def test_outage_and_restart_keep_port_and_data(tmp_path: Path) -> None:
-    with PrivateMariaDB(tmp_path / "db") as db:
+def test_outage_and_restart_keep_port_and_data() -> None:
+    with PrivateMariaDB() as db:
         port = db.port
         conn = _connect(db)
         with conn.cursor() as cur:
@@ -40,3 +38,4 @@ def test_outage_and_restart_keep_port_and_data(tmp_path: Path) -> None:
         db.stop(clean=True)
         db.start()
         assert db.url.endswith(f":{port}/stinercut")
+    assert not db.base.exists()  # close() removed its files

@@ -4,7 +4,7 @@ Tests of database outages need a server they may kill and start again without
 disturbing the shared MariaDB (and the other helpers' databases) on 3306. This
 module runs ``mariadbd`` from the distribution in a temporary datadir:
 
-    with PrivateMariaDB(tmp_path) as db:
+    with PrivateMariaDB() as db:
         url = db.url            # mysql://stiner:local@127.0.0.1:<port>/stinercut
         db.stop()               # SIGKILL: the outage (db.stop(clean=True) = SIGTERM + wait)
         db.start()              # same port, same datadir: the data is still there
@@ -13,6 +13,11 @@ The pitfalls this handles (see STACK_NOTES.md): the socket directory must belong
 to the ``mysql`` user (the server drops privileges to it when run as root), and
 root authenticates over the unix socket only, so a password user is created
 for PyMySQL over TCP. Skips the calling test when MariaDB is not installed.
+
+The files live in their own ``/tmp/stinercut-mariadb-*`` folder (removed by
+:meth:`close`), not under pytest's ``tmp_path``: every pytest run resets
+``/tmp/pytest-of-<user>`` to mode 0700, so a server running as ``mysql`` loses
+its datadir the moment any other test session starts.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -56,14 +62,14 @@ def _free_port() -> int:
 class PrivateMariaDB:
     """One ``mariadbd`` in ``base/`` on a free 127.0.0.1 port; stop/start keep port and data."""
 
-    def __init__(self, base: Path, *, database: str = DATABASE) -> None:
+    def __init__(self, *, database: str = DATABASE) -> None:
         if not mariadb_available():
             pytest.skip("MariaDB server binaries (mariadbd, mariadb-install-db) not installed")
-        self.base = base
-        self.datadir = base / "data"
-        self.rundir = base / "run"
+        self.base = Path(tempfile.mkdtemp(prefix="stinercut-mariadb-"))
+        self.datadir = self.base / "data"
+        self.rundir = self.base / "run"
         self.socket_path = self.rundir / "mysqld.sock"
-        self.log_path = base / "mariadbd.log"
+        self.log_path = self.base / "mariadbd.log"
         self.database = database
         self.port = _free_port()
         self._process: subprocess.Popen[bytes] | None = None
@@ -136,7 +142,11 @@ class PrivateMariaDB:
             self.socket_path.unlink(missing_ok=True)
 
     def close(self) -> None:
+        """Stop the server and remove its files."""
         self.stop()
+        if os.environ.get("STINERCUT_KEEP_PRIVATE_MARIADB"):
+            return  # for a post-mortem of the server's log
+        shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> Self:
         self.start()
@@ -159,17 +169,9 @@ class PrivateMariaDB:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _install(self) -> None:
-        self.base.mkdir(parents=True, exist_ok=True)
         self.datadir.mkdir(parents=True, exist_ok=True)
         # The server (as mysql) must be able to reach its datadir through base/.
         os.chmod(self.base, 0o755)
-        for parent in self.base.parents:
-            if parent == Path("/") or parent == Path("/tmp"):
-                break
-            try:
-                os.chmod(parent, os.stat(parent).st_mode | 0o011)
-            except PermissionError:
-                break
         self._chown_mysql(self.datadir)
         argv = [
             "mariadb-install-db",
