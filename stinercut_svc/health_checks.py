@@ -114,8 +114,23 @@ class HealthChecks:
 
     async def tool_results(self) -> dict[str, ToolStatus]:
         """The latest tool results (waits for the first check after start-up)."""
-        await self._checked.wait()
+        if not self._checked.is_set():
+            await self._checked.wait()
         return dict(self.tools)
+
+    def cached_results(self) -> dict[str, ToolStatus] | None:
+        """Every result, if all are at hand and fresh: the common case, answered with no
+        task, thread or wait at all; ``None`` when something must be (re)checked."""
+        database, storage = self._database, self._storage_result
+        if not (
+            self._checked.is_set()
+            and self._schema_ready.is_set()
+            and database.fresh(DATABASE_FRESH_S)
+            and storage.fresh(STORAGE_FRESH_S)
+        ):
+            return None
+        assert database.status is not None and storage.status is not None
+        return {**self.tools, "database": database.status, "storage": storage.status}
 
     def request_recheck(self) -> None:
         """Check the tools again now, e.g. after a call failed because one is missing."""

@@ -29,7 +29,6 @@ from .. import SERVICE_NAME, __version__
 from ..context import StinercutApp, current
 from ..health_checks import BackplaneState, HealthChecks
 from ..jsonio import json_response
-from ..media.tools import ToolStatus
 
 blueprint = Blueprint("health", __name__)
 
@@ -94,17 +93,20 @@ async def root() -> Response:
 async def health() -> Response:
     app = current()
     checks = checks_of(app)
-    results: dict[str, ToolStatus] = await checks.tool_results()
+    results = checks.cached_results()
+    if results is None:
+        results = await checks.tool_results()
+        found = results
 
-    async def database() -> None:
-        results["database"] = await checks.database()
+        async def database() -> None:
+            found["database"] = await checks.database()
 
-    async def storage() -> None:
-        results["storage"] = await checks.storage()
+        async def storage() -> None:
+            found["storage"] = await checks.storage()
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(database)
-        nursery.start_soon(storage)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(database)
+            nursery.start_soon(storage)
 
     backplane = backplane_state(app)
     healthy = all(status.ok for status in results.values())
