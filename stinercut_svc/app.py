@@ -111,6 +111,9 @@ def create_app(settings: Settings) -> StinercutApp:
 
     @app.after_serving
     async def _stop() -> None:
+        # Jobs go back to pending and publish their last job:status before the hub
+        # closes its clients and the pool is disposed (bounded inside).
+        await app.supervisor.wait_stopped()
         # after_serving runs inside the already-cancelled lifespan nursery
         # (BACKGROUND_TASK_SHUTDOWN_TIMEOUT=None), so closing the pooled
         # connections needs a shield; the deadline keeps a stuck close from

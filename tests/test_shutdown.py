@@ -1,7 +1,8 @@
-"""The real CLI process: serves, and stops cleanly on SIGTERM and SIGINT."""
+"""The real CLI process: serves, stops cleanly on SIGTERM and SIGINT, also mid-render."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trio
+import trio_websocket
+from sqlalchemy import create_engine, text
+
+from stinercut_svc.config import normalise_database_url
+from tests.support.child_server import serve_in_child
+from tests.support.processes import media_children
+from tests.test_render_helpers import LONG_RENDER, long_clip
 
 
 def _free_port() -> int:
@@ -62,3 +71,68 @@ def _wait_healthy(url: str, proc: subprocess.Popen) -> dict:
         except httpx.TransportError:
             time.sleep(0.2)
     raise AssertionError("service did not answer within 30 s")
+
+
+async def test_sigterm_mid_render_requeues_tells_clients_and_leaves_no_processing_project(
+    tmp_path: Path, media_dir: Path, database_url: str
+) -> None:
+    """SIGTERM of the real CLI mid-render: the job goes back to pending (no
+    interruption counted), the project is not left ``processing``, no ffmpeg is
+    left, and a connected WebSocket client gets the final ``job:status`` before
+    its socket closes."""
+    env = {
+        "DATABASE_URL": database_url,
+        "SHARED_VIDEO_PATH": str(tmp_path / "shared"),
+        "LOG_LEVEL": "INFO",
+    }
+    clip = long_clip(media_dir)
+    messages: list[dict] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        async with serve_in_child(**env) as (url, pid):
+            project = (await http.post(f"{url}/api/projects", json={"name": "t"})).json()["uuid"]
+            response = await http.post(
+                f"{url}/api/projects/{project}/videos",
+                files={"file": (clip.name, await trio.Path(clip).read_bytes(), "video/mp4")},
+            )
+            assert response.status_code == 201, response.text
+            ws_url = url.replace("http://", "ws://") + "/ws?client_type=frontend"
+            async with trio_websocket.open_websocket_url(ws_url) as ws:
+                job = (
+                    await http.post(f"{url}/api/projects/{project}/render", json=LONG_RENDER)
+                ).json()
+                with trio.fail_after(60):
+                    while True:
+                        row = (await http.get(f"{url}/api/jobs/{job['uuid']}")).json()
+                        if row["progress"] >= 1:
+                            break
+                        await trio.sleep(0.05)
+                ffmpegs = media_children("ffmpeg", root=pid)
+                assert ffmpegs
+                os.kill(pid, signal.SIGTERM)
+                with trio.fail_after(30):
+                    try:
+                        while True:
+                            messages.append(json.loads(await ws.get_message()))
+                    except trio_websocket.ConnectionClosed:
+                        pass
+    statuses = [
+        m["data"]["status"]
+        for m in messages
+        if m.get("command") == "job:status" and m["data"]["job"] == job["uuid"]
+    ]
+    assert statuses and statuses[-1] == "pending", statuses
+    assert not any(Path(f"/proc/{p}").exists() for p in ffmpegs)
+    engine = create_engine(normalise_database_url(database_url))
+    try:
+        with engine.connect() as conn:
+            job_row = conn.execute(
+                text("SELECT status, interruptions, claimed_by FROM job WHERE uuid = :u"),
+                {"u": job["uuid"]},
+            ).one()
+            project_row = conn.execute(
+                text("SELECT status FROM project WHERE uuid = :u"), {"u": project}
+            ).one()
+    finally:
+        engine.dispose()
+    assert tuple(job_row) == ("pending", 0, None)
+    assert project_row[0] == "draft"

@@ -146,6 +146,9 @@ class Supervisor:
         #: Shielded scopes recording completions; shutdown bounds them.
         self._commit_scopes: set[trio.CancelScope] = set()
         self._stopping = False
+        self._runs = False
+        #: Set once :meth:`run` has returned: every job is requeued/recorded and published.
+        self.stopped = trio.Event()
 
     # --- API for the routes ---------------------------------------------------
 
@@ -168,8 +171,27 @@ class Supervisor:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Claim and run jobs until cancelled (start it in the app nursery)."""
+        self._runs = True
         task_status.started()
-        await self._serve()
+        try:
+            await self._serve()
+        finally:
+            self.stopped.set()
+
+    async def wait_stopped(self) -> None:
+        """At shutdown, after ``app.nursery`` was cancelled: wait (bounded) for the jobs'
+        shielded clean-up, so their final ``job:status`` is published while clients
+        are still connected and the database pool is still open.
+
+        quart-trio reports the lifespan shutdown complete as soon as ``after_serving``
+        returns, before the cancelled nursery has finished; the app's
+        ``after_serving`` calls this first.
+        """
+        if not self._runs:
+            return
+        bound = self.timing.kill_grace_s + 2 * self.timing.cleanup_timeout_s + 1.0
+        with trio.move_on_after(bound, shield=True):
+            await self.stopped.wait()
 
     async def _serve(self) -> None:
         await self.app.schema_ready.wait()
