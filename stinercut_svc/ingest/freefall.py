@@ -50,6 +50,8 @@ import numpy as np
 import trio
 from numpy.typing import NDArray
 
+from ..media.runner import _spawn_options, guarded, restrict_inputs
+
 SAMPLE_RATE = 8000
 BAND_FILTER = "highpass=f=800,highpass=f=800,lowpass=f=1500,lowpass=f=1500"
 READ_CHUNK = 1 << 16
@@ -243,12 +245,14 @@ async def _decode_into(path: Path, envelope: Envelope, ffmpeg: str) -> None:
 
 async def _run_process(argv: list[str], *, task_status: trio.TaskStatus[trio.Process]) -> None:
     await trio.run_process(
-        argv,
+        # Behind the runner's guard (dies with the service), local files only (#11).
+        guarded([argv[0], *restrict_inputs(argv[1:])], tag="freefall"),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         check=False,
         task_status=task_status,
+        **_spawn_options(),
     )
 
 
