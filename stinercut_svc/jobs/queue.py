@@ -30,10 +30,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import attrs
-from sqlalchemy import func, select, text, update
+from sqlalchemy import CursorResult, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ..models import Job, JobStatus, Project, Setting, Video, utcnow
@@ -74,6 +74,11 @@ def _ref(job: Job, project_uuid: str) -> JobRef:
 
 def _project_uuid(session: Session, project_id: int) -> str:
     return session.scalars(select(Project.uuid).where(Project.id == project_id)).one()
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (``Session.execute`` is typed as returning a plain Result)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def _refresh_project(session: Session, project_id: int) -> None:
@@ -138,7 +143,7 @@ def claim(session: Session, *, owner: str, running: int, mysql: bool) -> list[Jo
             )
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             continue  # another instance won this one
         job = session.get(Job, job_id)
         assert job is not None
@@ -226,7 +231,7 @@ def finish(
         _owned(job_id, owner).values(**values).execution_options(synchronize_session=False)
     )
     job = session.get(Job, job_id)
-    if result.rowcount != 1:
+    if _rowcount(result) != 1:
         # Idempotent for completion: when a retry follows an attempt whose commit
         # went through but whose answer was lost (the connection dropped), the row
         # already says what this call wants it to say.
@@ -259,7 +264,7 @@ def requeue(session: Session, *, job_id: int, owner: str) -> Job | None:
         )
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if _rowcount(result) != 1:
         return None
     job = session.get(Job, job_id)
     assert job is not None
@@ -348,7 +353,7 @@ def recover_stale(
         result = session.execute(
             guard.values(**values).execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             continue
         session.refresh(job)
         _refresh_project(session, job.project_id)
@@ -486,7 +491,7 @@ def request_cancel(session: Session, job_uuid: str) -> CancelOutcome | None:
         .values(status=JobStatus.CANCELLED, completed_at=now, claimed_by=None)
         .execution_options(synchronize_session=False)
     )
-    if done.rowcount == 1:
+    if _rowcount(done) == 1:
         _refresh_project(session, job.project_id)
         action = "cancelled_pending"
     else:
@@ -496,7 +501,7 @@ def request_cancel(session: Session, job_uuid: str) -> CancelOutcome | None:
             .values(cancel_requested=True)
             .execution_options(synchronize_session=False)
         )
-        action = "requested" if asked.rowcount == 1 else "finished"
+        action = "requested" if _rowcount(asked) == 1 else "finished"
     session.refresh(job)
     project_uuid = _project_uuid(session, job.project_id)
     return CancelOutcome(job.to_api(), project_uuid, action, job.claimed_by, job.heartbeat_at)

@@ -261,8 +261,11 @@ class Supervisor:
             if job.finished:
                 continue
             state = states.get(job.ref.id)
-            ours = state is not None and state.claimed_by == self.owner
-            if not ours or state.status is not JobStatus.PROCESSING:
+            if (
+                state is None
+                or state.claimed_by != self.owner
+                or state.status is not JobStatus.PROCESSING
+            ):
                 log.warning("job %s was taken away from this instance; stopping it", job.ref.uuid)
                 job.cancel("lost")
             elif state.cancel_requested:

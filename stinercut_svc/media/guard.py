@@ -95,11 +95,11 @@ def main(argv: list[str]) -> int:
         if done == child:
             break
     if os.WIFSIGNALED(status):
-        signum = os.WTERMSIG(status)
+        died_of = os.WTERMSIG(status)
         sys.stdout.flush()
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-        return 128 + signum
+        signal.signal(died_of, signal.SIG_DFL)
+        os.kill(os.getpid(), died_of)
+        return 128 + died_of
     return os.WEXITSTATUS(status)
 
 

@@ -187,8 +187,11 @@ def _duration(fmt: dict[str, Any], *streams: dict[str, Any] | None) -> float | N
     for source in (fmt, *streams):
         if source is None:
             continue
+        raw = source.get("duration")
+        if raw is None:
+            continue
         try:
-            value = float(source.get("duration"))
+            value = float(raw)
         except (TypeError, ValueError):
             continue
         if value > 0:
