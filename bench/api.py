@@ -375,9 +375,15 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
     print("access log (LOG_LEVEL=INFO) over no access log (WARNING), same round, medians:")
     for backend in args.backends:
         each = ratios(f"{backend} INFO", f"{backend} WARNING")
+        cpu = [
+            a.cpu_ms_per_request / b.cpu_ms_per_request
+            for a, b in zip(runs[f"{backend} INFO"], runs[f"{backend} WARNING"], strict=True)
+        ]
         print(
-            f"  {backend:8s} ratio {med(each):.2f} (cost {100 * (1 - med(each)):.0f} %;"
-            f" rounds {', '.join(f'{r:.2f}' for r in each)})"
+            f"  {backend:8s} req/s ratio {med(each):.2f} (cost {100 * (1 - med(each)):.0f} %;"
+            f" rounds {', '.join(f'{r:.2f}' for r in each)});"
+            f" server CPU per request ratio {med(cpu):.2f}"
+            f" (rounds {', '.join(f'{r:.2f}' for r in cpu)})"
         )
     print(f"GET /api/health, wrk -c{conns} {half} s per round:")
     for name in health:
