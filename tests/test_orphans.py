@@ -84,7 +84,8 @@ async def test_sigkill_of_the_service_leaves_no_ffmpeg_and_restart_renders_once(
             job = (await http.post(f"{url}/api/projects/{project}/render", json=LONG_RENDER)).json()
 
             async def rendering() -> list[int]:
-                return media_children("ffmpeg", root=pid)
+                found = media_children("ffmpeg", root=pid)
+                return [p for p in found if job["uuid"] in _cmdline(p)]
 
             ffmpegs = await _wait_for(rendering, 60, "ffmpeg never started")
             os.kill(pid, signal.SIGKILL)
@@ -107,9 +108,14 @@ async def test_sigkill_of_the_service_leaves_no_ffmpeg_and_restart_renders_once(
             seen_at_once = 0
 
             async def count_renders() -> None:
+                # Only this job's ffmpeg (its temp folder is on the command line):
+                # the service runs other short ffmpeg calls too (health checks).
                 nonlocal seen_at_once
                 while True:
-                    seen_at_once = max(seen_at_once, len(media_children("ffmpeg", root=pid)))
+                    running = [
+                        p for p in media_children("ffmpeg", root=pid) if job["uuid"] in _cmdline(p)
+                    ]
+                    seen_at_once = max(seen_at_once, len(running))
                     await trio.sleep(0.05)
 
             async with trio.open_nursery() as nursery:
@@ -121,6 +127,13 @@ async def test_sigkill_of_the_service_leaves_no_ffmpeg_and_restart_renders_once(
             assert seen_at_once == 1
             status = (await http.get(f"{url}/api/projects/{project}")).json()["status"]
             assert status == "completed"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def _dead_pid() -> int:

@@ -106,7 +106,9 @@ async def test_sigterm_mid_render_requeues_tells_clients_and_leaves_no_processin
                         if row["progress"] >= 1:
                             break
                         await trio.sleep(0.05)
-                ffmpegs = media_children("ffmpeg", root=pid)
+                ffmpegs = [
+                    p for p in media_children("ffmpeg", root=pid) if job["uuid"] in _cmdline(p)
+                ]
                 assert ffmpegs
                 os.kill(pid, signal.SIGTERM)
                 with trio.fail_after(30):
@@ -121,7 +123,7 @@ async def test_sigterm_mid_render_requeues_tells_clients_and_leaves_no_processin
         if m.get("command") == "job:status" and m["data"]["job"] == job["uuid"]
     ]
     assert statuses and statuses[-1] == "pending", statuses
-    assert not any(Path(f"/proc/{p}").exists() for p in ffmpegs)
+    assert not any(_alive(p) for p in ffmpegs)
     engine = create_engine(normalise_database_url(database_url))
     try:
         with engine.connect() as conn:
@@ -136,3 +138,19 @@ async def test_sigterm_mid_render_requeues_tells_clients_and_leaves_no_processin
         engine.dispose()
     assert tuple(job_row) == ("pending", 0, None)
     assert project_row[0] == "draft"
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (killed children of a killed guard wait for init to reap them)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
