@@ -365,6 +365,7 @@ class Hub:
                     channel=settings.redis_hub_channel,
                     instance_id=hub.instance_id,
                     deliver=hub.deliver_remote,
+                    deliver_batch=hub.deliver_remote_batch,
                     local_counts=hub.local_counts,
                 )
             )
@@ -583,6 +584,12 @@ class Hub:
     def deliver_remote(self, routed: Routed) -> None:
         """A message another instance routed: deliver it to the clients here."""
         self._deliver_local(Outgoing.message(routed.frame), routed.sender, routed.target, None)
+        self.flush()
+
+    def deliver_remote_batch(self, batch: list[Routed]) -> None:
+        """Messages of one backplane envelope: queued, then one write per client."""
+        for routed in batch:
+            self._deliver_local(Outgoing.message(routed.frame), routed.sender, routed.target, None)
         self.flush()
 
     # -- called by the connections ---------------------------------------------------
