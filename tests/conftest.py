@@ -17,6 +17,7 @@ from stinercut_svc.app import create_app
 from stinercut_svc.config import Settings
 from stinercut_svc.context import StinercutApp
 from tests.support import backends
+from tests.support.render_defaults import clear_frontend_render_defaults
 from tests.support.server import running_server
 
 TEST_ORIGIN = "http://localhost:8080"
@@ -97,6 +98,13 @@ def client(app: StinercutApp):  # type: ignore[no-untyped-def]
 def live_url(served: tuple[StinercutApp, str]) -> str:
     """Base URL (``http://127.0.0.1:PORT``) of the served app."""
     return served[1]
+
+
+@pytest.fixture
+async def built_in_defaults(app: StinercutApp) -> None:
+    """Render with the built-in defaults (first clip's size and rate), not the frontend's
+    ``video.*`` rows; those are covered in test_render_defaults.py."""
+    await clear_frontend_render_defaults(app)
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,7 @@ async def test_render_refusals(app: StinercutApp, client, media_dir: Path) -> No
 
 
 async def test_render_list_show_download_delete(
-    app: StinercutApp, client, media_dir: Path  # type: ignore[no-untyped-def]
+    app: StinercutApp, client, media_dir: Path, built_in_defaults: None  # type: ignore[no-untyped-def]
 ) -> None:
     project = await add_project(app, [clip(media_dir, "c1s", seconds=1, size="160x120")], name="Jump Ä/1")
     job = await start_render(client, project, FAST)

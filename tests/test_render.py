@@ -27,7 +27,6 @@ from stinercut_svc.jobs.plan import (
 )
 from stinercut_svc.media.probe import AudioStream, MediaInfo, VideoStream
 from stinercut_svc.models.job import RenderPath
-from tests.support.render_defaults import clear_frontend_render_defaults
 from tests.test_render_helpers import (
     add_asset,
     add_project,
@@ -45,13 +44,6 @@ from tests.test_render_helpers import (
 )
 
 FRAME = 1 / 25
-
-
-@pytest.fixture
-async def built_in_defaults(app: StinercutApp) -> None:
-    """Pipeline tests render with the built-in defaults (first clip's size and rate),
-    not the frontend's video.* rows; those are covered in test_render_defaults.py."""
-    await clear_frontend_render_defaults(app)
 
 
 # --- pure: plan and options ---------------------------------------------------------
