@@ -27,16 +27,16 @@ from .fonts import worker_count
 from .hub import Hub
 from .jobs.supervisor import Supervisor
 from .openapi import install_openapi
+from .routers import assets as assets_routes
 from .routers import detectqr as detectqr_routes
+from .routers import fonts as fonts_routes
 from .routers import health
 from .routers import jobs as jobs_routes
-from .routers import fonts as fonts_routes
-from .routers import services as services_routes
-from .routers import websocket as websocket_routes
-from .routers import assets as assets_routes
 from .routers import projects as projects_routes
+from .routers import services as services_routes
 from .routers import settings as settings_routes
 from .routers import videos as videos_routes
+from .routers import websocket as websocket_routes
 from .storage import Storage
 from .uploads import PartialUploads, StreamingHTTPConnection, sweep_partials_forever
 

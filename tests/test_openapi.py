@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import pytest
-
 import hypothesis
+import pytest
 import schemathesis
 import trio
 from hypothesis import HealthCheck, Phase

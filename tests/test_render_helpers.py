@@ -85,7 +85,7 @@ async def add_project(
         session.flush()
         folder = app.storage.uploads / project.uuid
         folder.mkdir(parents=True, exist_ok=True)
-        for order, ((source, in_point, out_point), info) in enumerate(zip(entries, infos)):
+        for order, ((source, in_point, out_point), info) in enumerate(zip(entries, infos, strict=True)):
             target = folder / f"{order}-{source.name}"
             shutil.copyfile(source, target)
             assert info.video is not None

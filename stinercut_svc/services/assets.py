@@ -31,11 +31,10 @@ from sqlalchemy.orm import Session
 from ..context import StinercutApp
 from ..errors import ApiError
 from ..models import Asset, AssetType, Project, Video
-from ..openapi import StrictModel
+from ..openapi import StrictModel, validation_failure
 from ..storage import Storage
 from ..uploads import receive_upload
 from .cleanup import resolve_stored
-from ..openapi import validation_failure
 from .fields import Name
 from .projects import Removal
 from .videos import probe_clip, probe_media, resolve_client_file
