@@ -51,7 +51,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.child_server import serve_in_child  # noqa: E402
+from tests.support.child_server import serve_in_child, wait_ready  # noqa: E402
 from tests.support.redis_server import redis_server  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -108,17 +108,7 @@ async def serve_tree(tree: Path, **env: str) -> AsyncIterator[tuple[str, int]]:
     )
     url = f"http://{HOST}:{port}"
     try:
-        async with httpx.AsyncClient(trust_env=False) as http:
-            with trio.fail_after(60):
-                while True:
-                    if process.returncode is not None:
-                        raise RuntimeError(f"the old service exited ({process.returncode})")
-                    try:
-                        if (await http.get(f"{url}/")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await trio.sleep(0.1)
+        await wait_ready(url, process)
         yield url, process.pid
     finally:
         process.terminate()

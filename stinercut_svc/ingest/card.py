@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 
 import attrs
 
-from ..media.runner import ToolError, ToolMissingError, run_capture
+from ..media.runner import PROTOCOL_WHITELIST, ToolError, ToolMissingError, run_capture
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov"})
 PROXY_SUFFIX = ".lrv"
@@ -432,6 +432,9 @@ async def read_creation_time(path: Path, *, ffprobe: str = "ffprobe") -> datetim
         "json",
         "-show_entries",
         "format_tags=creation_time:stream_tags=creation_time",
+        # Local files only, like every other probe of user media (see media/runner.py).
+        "-protocol_whitelist",
+        PROTOCOL_WHITELIST,
         "--",
         str(path),
     ]

@@ -44,7 +44,7 @@ async def serve_in_child(
             log.close()  # the child holds its own descriptor
     url = f"http://127.0.0.1:{port}"
     try:
-        await _wait_ready(url, process)
+        await wait_ready(url, process)
         yield url, process.pid
     finally:
         process.terminate()
@@ -54,7 +54,8 @@ async def serve_in_child(
         await process.wait()
 
 
-async def _wait_ready(url: str, process: trio.Process) -> None:
+async def wait_ready(url: str, process: trio.Process) -> None:
+    """Poll ``GET /`` until the child answers 200; fail if it exits first."""
     async with httpx.AsyncClient() as http:
         with trio.fail_after(START_TIMEOUT_S):
             while True:
