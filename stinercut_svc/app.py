@@ -17,6 +17,8 @@ import trio_parallel
 from sqlalchemy.exc import OperationalError
 
 from . import schema, setting_defaults
+from .access_log import install_request_tracking
+from .auth import AccessControl, install_guard
 from .config import Settings
 from .context import StinercutApp
 from .cors import install_cors
@@ -26,19 +28,25 @@ from .errors import install_error_handlers
 from .fonts import worker_count
 from .hub import Hub
 from .jobs.supervisor import Supervisor
+from .metrics import install_metrics
 from .openapi import install_openapi
+from .process_role import claims_jobs, install_role_gate
 from .routers import assets as assets_routes
 from .routers import detectqr as detectqr_routes
 from .routers import fonts as fonts_routes
 from .routers import health
 from .routers import jobs as jobs_routes
+from .routers import jumps as jumps_routes
+from .routers import metrics as metrics_routes
 from .routers import projects as projects_routes
 from .routers import services as services_routes
 from .routers import settings as settings_routes
 from .routers import videos as videos_routes
+from .routers import webhooks as webhooks_routes
 from .routers import websocket as websocket_routes
 from .storage import Storage
 from .uploads import PartialUploads, StreamingHTTPConnection, sweep_partials_forever
+from .webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,7 @@ def create_app(settings: Settings) -> StinercutApp:
     app.font_limiter = trio.CapacityLimiter(worker_count(settings.font_workers))
     app.partial_uploads = PartialUploads()
     app.supervisor = Supervisor(app)
+    app.webhooks = Dispatcher.from_settings(app.db, settings, app.schema_ready)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         # Cancel background tasks at once on shutdown; they clean up in shielded
@@ -70,10 +79,16 @@ def create_app(settings: Settings) -> StinercutApp:
     )
 
     install_error_handlers(app)
+    install_role_gate(app, settings.role)
     install_openapi(app)
     # After install_openapi: quart-schema installs its own JSON provider.
     app.json.sort_keys = False  # type: ignore[attr-defined]
     install_cors(app, settings.cors_origins)
+    # After CORS: a preflight is answered before the guard would ask it for a token.
+    app.access = AccessControl(
+        app.db, required=settings.auth_required, trusted=settings.trusted_networks
+    )
+    install_guard(app, app.access)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(services_routes.blueprint)
     app.register_blueprint(fonts_routes.blueprint)
@@ -84,6 +99,12 @@ def create_app(settings: Settings) -> StinercutApp:
     app.register_blueprint(assets_routes.blueprint)
     app.register_blueprint(settings_routes.blueprint)
     app.register_blueprint(jobs_routes.blueprint)
+    app.register_blueprint(jumps_routes.blueprint)
+    app.register_blueprint(metrics_routes.blueprint)
+    # Request ids (X-Request-ID, in every log line of the request) and HTTP metrics.
+    metrics = install_metrics(app)
+    install_request_tracking(app, metrics.http if metrics is not None else None)
+    app.register_blueprint(webhooks_routes.blueprint)
 
     @app.before_serving
     async def _start() -> None:
@@ -106,8 +127,12 @@ def create_app(settings: Settings) -> StinercutApp:
         except DATABASE_DOWN as exc:
             log.warning("database unavailable at start-up, will retry: %s", describe_error(exc))
             app.nursery.start_soon(_retry_schema, app)
+        # Webhook deliveries: every role delivers the shared outbox (rows are leased).
+        await app.nursery.start(app.webhooks.run)
         # The supervisor waits for schema_ready itself (a retry task may set it later).
-        await app.nursery.start(app.supervisor.run)
+        # ROLE=api leaves claiming to the workers (routes still publish and wake).
+        if claims_jobs(settings.role):
+            await app.nursery.start(app.supervisor.run)
 
     @app.after_serving
     async def _stop() -> None:

@@ -8,19 +8,30 @@ request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import attrs
 
+#: What one process does (``ROLE``): ``api`` serves HTTP/WS and queues jobs without
+#: claiming them, ``worker`` claims and renders jobs and serves only health and
+#: metrics, ``all`` does both (the single-process default).
+Role = Literal["all", "api", "worker"]
+ROLES: tuple[Role, ...] = ("all", "api", "worker")
+
 DEFAULT_DATA_DIR = "./var"
 DEFAULT_SHARED_PATH = "./var/shared-videos"
-DEFAULT_DETECTOR_URL = "http://host.docker.internal:8001"
+#: Where the detector listens when both run natively on one machine; compose.yml
+#: overrides it with http://host.docker.internal:8001 (the host seen from a container).
+DEFAULT_DETECTOR_URL = "http://127.0.0.1:8001"
 DEFAULT_CORS_ORIGINS = "http://localhost:8080,https://stinercut.local"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _GIB = 1024**3
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _MIB = 1024**2
 
 
@@ -68,6 +79,35 @@ class Settings:
     #: file descriptors kept for HTTP and the service itself (the WebSocket cap
     #: never eats into them, so health and the API stay reachable)
     ws_fd_reserve: int = 128
+    #: Ingest: seconds of ground kept after the landing in a jump's edit
+    ingest_ground_after_landing_s: float = 20.0
+    #: Ingest: queue a render when a jump resolves (automatically or by staff)
+    ingest_auto_render: bool = False
+    #: ``ROLE``: see :data:`Role`
+    role: Role = "all"
+    #: Webhooks: HMAC-SHA256 key of X-Stinercut-Signature (unset: callback URLs refused)
+    webhook_secret: str | None = None
+    #: Webhooks: allow callback URLs resolving to loopback/link-local/private addresses
+    webhook_allow_private: bool = False
+    #: Webhooks: first retry delay; doubles per attempt (capped at 10 min)
+    webhook_retry_base_s: float = 10.0
+    #: Webhooks: how long a failing delivery keeps being retried
+    webhook_retry_window_s: float = 86400.0
+    #: Webhooks: deadline of one delivery attempt
+    webhook_timeout_s: float = 10.0
+    #: Access control: API tokens required (outside TRUSTED_NETWORKS); off by default
+    auth_required: bool = False
+    #: Access control: client networks that need no token (the centre's LAN)
+    trusted_networks: tuple[IPNetwork, ...] = ()
+    #: ``LOG_FORMAT``: ``text`` (classic lines) or ``json`` (one object per line)
+    log_format: Literal["text", "json"] = "text"
+    #: ``METRICS_ENABLED``: ``GET /metrics`` and the per-request HTTP counters
+    metrics_enabled: bool = True
+    #: ``INGEST_AUTO``: a detector's ``device.mounted`` under IMPORT_ROOTS starts an import
+    ingest_auto: bool = False
+    #: ``IMPORT_ROOTS``: folders imports may read from (os.pathsep- or comma-separated;
+    #: empty = imports from folders are refused)
+    import_roots: tuple[Path, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -110,6 +150,24 @@ class Settings:
                 env, "WS_MAX_CLIENTS_PER_ADDRESS", 0, low=0, high=1_000_000
             ),
             ws_fd_reserve=_int(env, "WS_FD_RESERVE", 128, low=16, high=1_000_000),
+            ingest_ground_after_landing_s=_float(
+                env, "INGEST_GROUND_AFTER_LANDING_S", 20.0, low=0.0, high=3600.0
+            ),
+            ingest_auto_render=_flag(env, "INGEST_AUTO_RENDER", False),
+            role=_role(env),
+            webhook_secret=_get(env, "WEBHOOK_SECRET"),
+            webhook_allow_private=_flag(env, "WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_retry_base_s=_float(env, "WEBHOOK_RETRY_BASE_S", 10.0, low=0.01, high=3600.0),
+            webhook_retry_window_s=_float(
+                env, "WEBHOOK_RETRY_WINDOW_S", 86400.0, low=1.0, high=30 * 86400.0
+            ),
+            webhook_timeout_s=_float(env, "WEBHOOK_TIMEOUT_S", 10.0, low=0.1, high=300.0),
+            auth_required=_flag(env, "AUTH_REQUIRED", False),
+            trusted_networks=_networks(env, "TRUSTED_NETWORKS"),
+            log_format=_log_format(env),
+            metrics_enabled=_flag(env, "METRICS_ENABLED", True),
+            ingest_auto=_flag(env, "INGEST_AUTO", False),
+            import_roots=_paths(env, "IMPORT_ROOTS"),
         )
 
 
@@ -225,3 +283,68 @@ def _log_level(env: Mapping[str, str]) -> str:
     if raw not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL: {raw!r} is not one of {', '.join(LOG_LEVELS)}")
     return raw
+
+
+def _log_format(env: Mapping[str, str]) -> Literal["text", "json"]:
+    raw = (_get(env, "LOG_FORMAT") or "text").lower()
+    if raw == "json":
+        return "json"
+    if raw == "text":
+        return "text"
+    raise ConfigError(f"LOG_FORMAT: {raw!r} is not one of text, json")
+
+
+def _role(env: Mapping[str, str]) -> Role:
+    raw = (_get(env, "ROLE") or "all").lower()
+    for role in ROLES:
+        if raw == role:
+            return role
+    raise ConfigError(f"ROLE: {raw!r} is not one of {', '.join(ROLES)}")
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A boolean variable: true/false, yes/no, on/off or 1/0 (any case); unset = default."""
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name}: {raw!r} is not a boolean (true/false, yes/no, on/off, 1/0)")
+
+
+def _paths(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
+    """Absolute folders separated by ``os.pathsep`` or commas; relative ones are refused
+    (they would depend on the working directory the service happens to start in)."""
+    raw = (_get(env, name) or "").replace(os.pathsep, ",")
+    paths: list[Path] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        path = Path(item).expanduser()
+        if not path.is_absolute():
+            raise ConfigError(f"{name}: {item!r} is not an absolute path")
+        paths.append(path)
+    return tuple(paths)
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
+    """A comma-separated CIDR list (``10.0.0.0/8, 192.168.1.0/24, ::1/128``); a bare
+    address means that one host. Host bits set (``10.0.0.1/8``) are refused: that
+    is usually a typo for a different network."""
+    networks: list[IPNetwork] = []
+    for item in (_get(env, name) or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {item!r} is not a network in CIDR form ({exc})") from None
+    return tuple(networks)

@@ -18,6 +18,7 @@ from quart import current_app
 from quart_trio import QuartTrio
 from quart_trio.wrappers import TrioRequest
 
+from .auth.access import AccessControl
 from .config import Settings
 from .database import Database
 from .detector import DetectorClient
@@ -26,6 +27,7 @@ from .hub import Hub
 from .jobs.supervisor import Supervisor
 from .storage import Storage
 from .uploads import PartialUploads
+from .webhooks.dispatcher import Dispatcher
 
 
 class StinercutRequest(TrioRequest):
@@ -72,6 +74,10 @@ class StinercutApp(QuartTrio):
     partial_uploads: PartialUploads
     #: Render job supervisor (claims, runs, cancels jobs); runs in the app nursery.
     supervisor: Supervisor
+    #: Access control (tokens, trusted networks): the REST guard and the hub ask it.
+    access: AccessControl
+    #: Job-state webhook deliveries (the outbox's dispatcher); runs in the app nursery.
+    webhooks: Dispatcher
 
 
 def current() -> StinercutApp:

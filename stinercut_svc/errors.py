@@ -40,8 +40,10 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from .auth.errors import AuthError, InsufficientRole
 from .database import describe_error, is_outage
 from .media.runner import ToolMissingError
+from .webhooks.targets import CallbackUrlError
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +235,27 @@ def install_error_handlers(app: Quart) -> None:
             response.headers["Allow"] = ", ".join(details["allowed"])
         return response
 
+    @app.errorhandler(CallbackUrlError)
+    async def _callback_url(error: CallbackUrlError) -> Response:
+        return error_response(
+            422,
+            str(error),
+            code="invalid_callback_url",
+            details={"fields": [{"field": "callback_url", "message": str(error)}]},
+        )
+
+    @app.errorhandler(AuthError)
+    async def _auth_error(error: AuthError) -> Response:
+        # 401 names the scheme to use (RFC 6750); 403 the role that was needed.
+        if isinstance(error, InsufficientRole):
+            return error_response(
+                403, error.message, code=error.code,
+                details={"required_role": error.required, "role": error.role},
+            )
+        return error_response(
+            401, error.message, code=error.code, headers={"WWW-Authenticate": "Bearer"}
+        )
+
     @app.errorhandler(ToolMissingError)
     async def _tool_missing(error: ToolMissingError) -> Response:
         # ffmpeg/ffprobe missing is the deployment's fault, not the client's input.
@@ -251,6 +274,15 @@ def install_error_handlers(app: Quart) -> None:
 
     for kind in DATABASE_UNAVAILABLE:
         app.register_error_handler(kind, _database_error)
+
+    # Domain errors of the jump-resolution service (services/jumps.py): its kinds
+    # map onto statuses here. Imported here, not at the top: services import this module.
+    from .services.jumps import JumpError
+
+    @app.errorhandler(JumpError)
+    async def _jump_error(error: JumpError) -> Response:
+        status = {"not_found": 404, "invalid": 422, "conflict": 409}[error.kind]
+        return error_response(status, error.message, code=error.code, details=error.details)
 
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> Response | WerkzeugResponse:

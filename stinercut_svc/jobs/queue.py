@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from ..models import Job, JobStatus, Project, Setting, Video, utcnow
 from ..models.asset import Asset
 from ..services import project_status
+from ..webhooks import outbox
 from . import owner as owners
 from .options import MAX_CONCURRENT_KEY, MUSIC_FADE_KEY, SETTING_KEYS, RenderOptions
 
@@ -83,6 +84,13 @@ def _rowcount(result: Any) -> int:
 
 def _refresh_project(session: Session, project_id: int) -> None:
     project_status.refresh(session, project_id)
+
+
+def _state_changed(session: Session, job: Job) -> None:
+    """Everything that follows a job's state change, in the same transaction: the
+    project's derived status and the job's webhook (the outbox row)."""
+    _refresh_project(session, job.project_id)
+    outbox.job_changed(session, job)
 
 
 # --- settings --------------------------------------------------------------------
@@ -148,7 +156,7 @@ def claim(session: Session, *, owner: str, running: int, mysql: bool) -> list[Jo
         job = session.get(Job, job_id)
         assert job is not None
         session.refresh(job)
-        _refresh_project(session, job.project_id)
+        _state_changed(session, job)
         claimed.append(_ref(job, _project_uuid(session, job.project_id)))
     return claimed
 
@@ -246,7 +254,7 @@ def finish(
         return None
     assert job is not None
     session.refresh(job)
-    _refresh_project(session, job.project_id)
+    _state_changed(session, job)
     return job
 
 
@@ -269,7 +277,7 @@ def requeue(session: Session, *, job_id: int, owner: str) -> Job | None:
     job = session.get(Job, job_id)
     assert job is not None
     session.refresh(job)
-    _refresh_project(session, job.project_id)
+    _state_changed(session, job)
     return job
 
 
@@ -356,7 +364,7 @@ def recover_stale(
         if _rowcount(result) != 1:
             continue
         session.refresh(job)
-        _refresh_project(session, job.project_id)
+        _state_changed(session, job)
         recovered.append(Recovered(job.to_api(), project_uuid))
     return recovered
 
@@ -492,7 +500,6 @@ def request_cancel(session: Session, job_uuid: str) -> CancelOutcome | None:
         .execution_options(synchronize_session=False)
     )
     if _rowcount(done) == 1:
-        _refresh_project(session, job.project_id)
         action = "cancelled_pending"
     else:
         asked = session.execute(
@@ -503,6 +510,8 @@ def request_cancel(session: Session, job_uuid: str) -> CancelOutcome | None:
         )
         action = "requested" if _rowcount(asked) == 1 else "finished"
     session.refresh(job)
+    if action == "cancelled_pending":
+        _state_changed(session, job)
     project_uuid = _project_uuid(session, job.project_id)
     return CancelOutcome(job.to_api(), project_uuid, action, job.claimed_by, job.heartbeat_at)
 

@@ -11,6 +11,7 @@ from .job import Job, JobStatus
 from .project import Project, ProjectStatus
 from .setting import Setting, SettingType, parse_setting_value
 from .video import Video
+from .webhook import DeliveryStatus, WebhookDelivery
 
 __all__ = [
     "Asset",
@@ -23,6 +24,8 @@ __all__ = [
     "Setting",
     "SettingType",
     "Video",
+    "DeliveryStatus",
+    "WebhookDelivery",
     "isoformat",
     "new_uuid",
     "parse_setting_value",

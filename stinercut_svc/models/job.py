@@ -90,6 +90,8 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false()
     )
+    #: This job's webhook URL, overriding the project's (revision 0009).
+    callback_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
 
     project: Mapped[Project] = relationship(back_populates="jobs")
 

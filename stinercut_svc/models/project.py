@@ -63,6 +63,8 @@ class Project(Base):
     )
     # JSON object stored as text: the frontend reads and writes it as a string.
     settings: Mapped[str | None] = mapped_column(SETTINGS_TYPE, nullable=True)
+    #: Where job-state webhooks of this project go (revision 0009; the frontend ignores it).
+    callback_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
 
@@ -91,6 +93,7 @@ class Project(Base):
             "name": self.name,
             "status": self.status.value,
             "settings": self.settings_dict(),
+            "callback_url": self.callback_url,
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
         }

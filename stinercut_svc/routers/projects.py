@@ -24,6 +24,7 @@ from ..openapi import StrictModel
 from ..services import projects as service
 from ..services.cleanup import remove_empty_dir, remove_files
 from ..services.fields import Name
+from ..webhooks.targets import accept_callback_url
 from .docs import DeletedOut, ProjectDetailOut, ProjectListOut, ProjectOut, errors
 from .params import parse_uuid
 
@@ -40,9 +41,16 @@ class ProjectQuery(StrictModel):
     offset: int = Field(default=0, ge=0, le=1_000_000_000)
 
 
+CALLBACK_URL_DOC = (
+    "webhook URL: every state change of this project's jobs is POSTed there, signed "
+    "(X-Stinercut-Signature); needs WEBHOOK_SECRET on the service"
+)
+
+
 class ProjectIn(StrictModel):
     name: Name
     settings: RenderOptions | None = None
+    callback_url: str | None = Field(default=None, description=CALLBACK_URL_DOC)
 
 
 class ProjectPatch(StrictModel):
@@ -50,6 +58,7 @@ class ProjectPatch(StrictModel):
     settings: RenderOptions | None = Field(
         default=None, description="replaces the whole settings object; null clears it"
     )
+    callback_url: str | None = Field(default=None, description=CALLBACK_URL_DOC + "; null clears it")
 
 
 class DeleteQuery(StrictModel):
@@ -81,8 +90,15 @@ async def list_projects(query_args: ProjectQuery) -> Response:
 @document_response(ProjectOut, 201)
 @errors(400, 413, 422)
 async def create_project(data: ProjectIn) -> Response:
-    body = await current().db.run(
-        partial(service.create_project, name=data.name, settings=data.settings)
+    app = current()
+    callback_url = await _callback_url(app, data.callback_url)
+    body = await app.db.run(
+        partial(
+            service.create_project,
+            name=data.name,
+            settings=data.settings,
+            callback_url=callback_url,
+        )
     )
     return json_response(body, 201)
 
@@ -117,13 +133,18 @@ async def update_project(uuid: str, data: ProjectPatch) -> Response:
     if "name" in data.model_fields_set and data.name is None:
         raise ApiError(422, "name may not be null", code="validation_error",
                        details={"fields": [{"field": "name", "message": "may not be null"}]})
-    body = await current().db.run(
+    app = current()
+    callback_given = "callback_url" in data.model_fields_set
+    callback_url = await _callback_url(app, data.callback_url) if callback_given else None
+    body = await app.db.run(
         partial(
             service.update_project,
             uuid=key,
             name=data.name,
             settings=data.settings,
             settings_given="settings" in data.model_fields_set,
+            callback_url=callback_url,
+            callback_given=callback_given,
         )
     )
     return json_response(body)
@@ -149,3 +170,12 @@ async def delete_project(uuid: str, query_args: DeleteQuery) -> Response:
     for folder in removal.folders:
         await trio.to_thread.run_sync(remove_empty_dir, folder)
     return json_response({"deleted": key, "removed_files": len(removal.files)})
+
+
+async def _callback_url(app: StinercutApp, url: str | None) -> str | None:
+    if url is None:
+        return None
+    settings = app.settings
+    return await accept_callback_url(
+        url, secret=settings.webhook_secret, allow_private=settings.webhook_allow_private
+    )

@@ -93,10 +93,14 @@ def check_asset_refs(session: Session, options: RenderOptions) -> None:
             )
 
 
-def create_project(session: Session, name: str, settings: RenderOptions | None) -> dict[str, Any]:
+def create_project(
+    session: Session, name: str, settings: RenderOptions | None, callback_url: str | None = None
+) -> dict[str, Any]:
     options = settings or RenderOptions()
     check_asset_refs(session, options)
-    project = Project(name=name, settings=json.dumps(options.stored()))
+    project = Project(
+        name=name, settings=json.dumps(options.stored()), callback_url=callback_url
+    )
     session.add(project)
     session.flush()
     return project.to_api()
@@ -137,8 +141,12 @@ def update_project(
     name: str | None,
     settings: RenderOptions | None,
     settings_given: bool,
+    callback_url: str | None = None,
+    callback_given: bool = False,
 ) -> dict[str, Any]:
     project = find_project(session, uuid, lock=True)
+    if callback_given:
+        project.callback_url = callback_url
     if name is not None:
         project.name = name
     if settings_given:
