@@ -215,6 +215,10 @@ class Jump(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime, nullable=False, default=utcnow, onupdate=utcnow
     )
+    # Added by migration 0010 (jump resolution): staff accepted the jump as it stands /
+    # last changed it by hand (assign, split, merge).
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     batch: Mapped[ImportBatch] = relationship(back_populates="jumps")
     files: Mapped[list[VideoFile]] = relationship(back_populates="jump")

@@ -52,6 +52,10 @@ class Video(Base):
     order: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     in_point: Mapped[float | None] = mapped_column(DOUBLE_TYPE, nullable=True, default=0.0)
     out_point: Mapped[float | None] = mapped_column(DOUBLE_TYPE, nullable=True)
+    # The jump's freefall inside this source file, seconds on the file's own timeline
+    # (not relative to in_point); filled by ingest (ingest/fill.py), read by the renderer.
+    freefall_start_s: Mapped[float | None] = mapped_column(DOUBLE_TYPE, nullable=True)
+    freefall_end_s: Mapped[float | None] = mapped_column(DOUBLE_TYPE, nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
 
@@ -72,6 +76,8 @@ class Video(Base):
             "order": self.order,
             "in_point": self.in_point,
             "out_point": self.out_point,
+            "freefall_start_s": self.freefall_start_s,
+            "freefall_end_s": self.freefall_end_s,
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
         }
