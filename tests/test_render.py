@@ -104,10 +104,12 @@ def test_anything_needing_an_encode_refuses_the_fast_path(segments, extra, optio
     assert plan.reencode_reason is not None and reason in plan.reencode_reason
     assert plan.args[-1] == "/tmp/out.mp4"
     graph = plan.args[plan.args.index("-filter_complex") + 1]
-    assert "concat=n=" in graph
-    assert ["-map", "[vout]" if "watermark" in extra else "[vcat]"] == list(
-        plan.args[plan.args.index("-map") : plan.args.index("-map") + 2]
-    )
+    assert ("overlay=" in graph) == ("watermark" in extra)
+    assert ("amix=" in graph) == ("music" in extra)
+    # Only filter outputs are mapped: camera data/timecode streams stay behind.
+    maps = [plan.args[i + 1] for i, a in enumerate(plan.args) if a == "-map"]
+    assert len(maps) == 2 and all(m.startswith("[") for m in maps)
+    assert plan.schedule is not None and plan.duration == plan.schedule.total_s
 
 
 def test_output_size_defaults_to_first_clip_and_keeps_aspect_for_one_side() -> None:

@@ -52,6 +52,13 @@ Preset = Literal[
 Codec = Literal["h264", "h265", "vp9", "av1"]
 CODECS: tuple[str, ...] = ("h264", "h265", "vp9", "av1")
 DEFAULT_CODEC = "h264"
+#: Transitions between clips. ``clue`` is the frontend's name for a crossfade
+#: (kept as an accepted value); ``fade`` goes through black.
+TransitionOption = Literal["none", "fade", "crossfade", "clue", "slide", "wipe"]
+TransitionDirection = Literal["left", "right", "up", "down"]
+#: An edition's name: a file-name-safe slug (``main`` is the job's own output).
+EDITION_NAME = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+MAX_EDITIONS = 4
 #: ``8M``, ``12M``, ``2.5M``, ``800k``, ``8000000`` (bits per second); ``0`` = no cap.
 BITRATE_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$"
 MAX_BITRATE = 500_000_000
@@ -79,6 +86,37 @@ class OutputOptions(StrictModel):
         return value
 
 
+class EditionOptions(StrictModel):
+    """One more output of the same render (decoded once, split, encoded again).
+
+    An edition of another shape than the main output is cropped around the
+    focus (``focus_x``, ``clip_focus``), never letterboxed: 1080x1920 is the
+    vertical edition. Unset codec settings follow the main output's.
+    """
+
+    name: str = Field(pattern=EDITION_NAME, description="File-safe name, e.g. vertical, preview.")
+    width: int | None = Field(default=None, ge=16, le=7680, multiple_of=2)
+    height: int | None = Field(default=None, ge=16, le=4320, multiple_of=2)
+    crf: int | None = Field(default=None, ge=0, le=51)
+    preset: Preset | None = None
+    codec: Codec | None = None
+    bitrate: str | None = Field(default=None, pattern=BITRATE_PATTERN, max_length=16)
+
+    @field_validator("bitrate")
+    @classmethod
+    def _bitrate_in_range(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_bitrate(value)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _not_main(cls, value: str) -> str:
+        if value == "main":
+            raise ValueError("'main' is the job's own output")
+        return value
+
+
 class RenderOptions(StrictModel):
     intro_asset: UUID | None = None
     outro_asset: UUID | None = None
@@ -90,6 +128,48 @@ class RenderOptions(StrictModel):
     audio_mode: AudioMode | None = None
     music_volume: float | None = Field(default=None, ge=0, le=4)
     output: OutputOptions | None = None
+    transition: TransitionOption | None = Field(
+        default=None,
+        description="Between clips: none (cut), fade (through black), crossfade (or the "
+        "frontend's 'clue'), slide, wipe. Default none.",
+    )
+    transition_duration: float | None = Field(
+        default=None, ge=0.5, le=2.0, description="Seconds, 0.5-2. Default 1."
+    )
+    transition_direction: TransitionDirection | None = Field(
+        default=None, description="For slide and wipe. Default left."
+    )
+    watermark_on_intro: bool | None = Field(
+        default=None,
+        description="Also watermark intro, name screen and outro (default: clips only).",
+    )
+    editions: list[EditionOptions] | None = Field(
+        default=None,
+        max_length=MAX_EDITIONS,
+        description="Extra outputs of the same render, e.g. a 1080x1920 vertical and a "
+        "640 px preview; all written by one ffmpeg run.",
+    )
+    focus_x: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Horizontal centre of interest for cropped editions (0 left, 1 right).",
+    )  # fmt: skip
+    clip_focus: dict[UUID, float] | None = Field(
+        default=None, description="Per clip (video uuid) focus_x; pans smoothly over transitions."
+    )
+
+    @field_validator("editions")
+    @classmethod
+    def _unique_editions(cls, value: list[EditionOptions] | None) -> list[EditionOptions] | None:
+        if value is not None and len({e.name for e in value}) != len(value):
+            raise ValueError("edition names must be unique")
+        return value
+
+    @field_validator("clip_focus")
+    @classmethod
+    def _focus_range(cls, value: dict[UUID, float] | None) -> dict[UUID, float] | None:
+        if value is not None and any(not 0 <= f <= 1 for f in value.values()):
+            raise ValueError("focus values are between 0 and 1")
+        return value
 
     def stored(self) -> dict[str, Any]:
         """JSON-ready form for the project's ``settings`` column: only what was set."""
@@ -110,6 +190,9 @@ RENDER_SETTING_KEYS: dict[str, str] = {
     "render.watermark_scale": "watermark_scale",
     "render.audio_mode": "audio_mode",
     "render.music_volume": "music_volume",
+    "render.transition": "transition",
+    "render.transition_duration": "transition_duration",
+    "render.watermark_on_intro": "watermark_on_intro",
 }
 #: The frontend's ``video.*`` keys (one layer below), and what each fills.
 FRONTEND_SETTING_KEYS: dict[str, str] = {
@@ -151,6 +234,14 @@ class ResolvedOptions:
     codec_source: str = "built-in default"
     #: Ceiling in bits per second, ``None`` = uncapped.
     max_bitrate: int | None = None
+    transition: str = "none"  # none | fade | crossfade | slide | wipe (``clue`` mapped)
+    transition_duration: float = 1.0
+    transition_direction: str = "left"
+    watermark_on_intro: bool = False
+    editions: tuple[EditionOptions, ...] = ()
+    focus_x: float = 0.5
+    #: Video uuid -> focus_x.
+    clip_focus: tuple[tuple[str, float], ...] = ()
 
     @property
     def asset_uuids(self) -> dict[str, str]:
@@ -339,7 +430,23 @@ def resolve(options: RenderOptions, defaults: dict[str, Any]) -> ResolvedOptions
         codec=codec,
         codec_source=codec_source,
         max_bitrate=max_bitrate,
+        transition=transition_kind(pick(options.transition, "transition", base.transition)),
+        transition_duration=pick(
+            options.transition_duration, "transition_duration", base.transition_duration
+        ),
+        transition_direction=options.transition_direction or base.transition_direction,
+        watermark_on_intro=pick(
+            options.watermark_on_intro, "watermark_on_intro", base.watermark_on_intro
+        ),
+        editions=tuple(options.editions or ()),
+        focus_x=base.focus_x if options.focus_x is None else options.focus_x,
+        clip_focus=tuple(sorted((str(k), v) for k, v in (options.clip_focus or {}).items())),
     )
+
+
+def transition_kind(value: str) -> str:
+    """The frontend's ``clue`` is a crossfade; every other value is its own kind."""
+    return "crossfade" if value == "clue" else value
 
 
 def _size(output: OutputOptions, defaults: dict[str, Any]) -> tuple[int | None, int | None]:

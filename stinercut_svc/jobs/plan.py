@@ -1,22 +1,22 @@
 """The render plan: a pure function from probed inputs and options to ffmpeg's arguments.
 
 Nothing here touches the disk, the database or a process, so every decision
-(fast path or not, output size, filter graph, expected duration) is testable
+(fast path or not, output size, the timeline, expected duration) is testable
 on its own and the benchmark can run the very same command by hand.
 
 Two shapes of command:
 
 * **fast path** - the concat demuxer with stream copy, used only when nothing
-  needs re-encoding: no trims, no intro/outro/watermark/music, and clips whose
-  codec parameters are identical and already what the output asks for.
-* **re-encode** - one ffmpeg process with one filter graph: each segment is
-  trimmed by input seeking (``-ss``/``-t`` before ``-i``: fast on 4 GB camera
-  files, frame-accurate because the video is decoded), brought to one frame
-  rate and size (black bars for clips, a blurred fill for intro/outro of
-  another aspect), given silent audio where it has none, concatenated; then
-  the watermark is overlaid and the music mixed in or substituted. Only the
-  filter outputs are mapped, so camera timecode/telemetry streams never reach
-  the output.
+  needs re-encoding: no trims, no intro/outro/name screen/watermark/music/
+  transitions/editions, and clips whose codec parameters are identical and
+  already what the output asks for.
+* **re-encode** - the inputs become a :class:`~stinercut_svc.render.timeline.Timeline`
+  (intro -> name screen -> clips with transitions -> outro), which
+  :func:`~stinercut_svc.render.compile.compile_timeline` turns into ONE ffmpeg
+  run writing the main output and every edition. Segments are trimmed by input
+  seeking (``-ss``/``-t`` before ``-i``: fast on 4 GB camera files,
+  frame-accurate because the video is decoded). Only filter outputs are mapped,
+  so camera timecode/telemetry streams never reach the output.
 """
 
 from __future__ import annotations
@@ -29,7 +29,19 @@ import attrs
 
 from ..media.probe import MediaInfo
 from ..models.job import RenderPath
-from .options import ResolvedOptions
+from ..render.compile import compile_timeline
+from ..render.recipes.video import even
+from ..render.timeline import (
+    AudioTrack,
+    OutputSpec,
+    Schedule,
+    Timeline,
+    TitleCard,
+    Transition,
+    Watermark,
+)
+from ..render.timeline import Segment as TimelineSegment
+from .options import EditionOptions, ResolvedOptions, parse_bitrate
 
 DEFAULT_FPS = Fraction(25)
 #: Trims closer than this to the file's ends count as "no trim" (container
@@ -37,7 +49,9 @@ DEFAULT_FPS = Fraction(25)
 TRIM_TOLERANCE_S = 0.05
 AUDIO_RATE = 48000
 AUDIO_BITRATE = "192k"
-ASPECT_TOLERANCE = 0.01
+#: The deliverable's sound: AAC-LC, 48 kHz stereo, 192 kb/s.
+AUDIO_ARGS = ("-c:a", "aac", "-profile:a", "aac_low", "-b:a", AUDIO_BITRATE,
+              "-ar", str(AUDIO_RATE), "-ac", "2")  # fmt: skip
 
 
 class PlanError(ValueError):
@@ -62,6 +76,9 @@ class VideoEncoder:
         """``-c:v`` and everything about speed and rate for this encoder."""
         args = ["-c:v", self.encoder, *self.extra]
         speed = PRESETS.index(preset) if preset in PRESETS else PRESETS.index("veryfast")
+        if self.encoder == "libx264" and (crf > 0 or max_bitrate):
+            # The deliverable: H.264 High, yuv420p (lossless CRF 0 needs High 4:4:4).
+            args += ["-profile:v", "high"]
         if self.encoder in ("libx264", "libx265"):
             # CRF 0 is lossless there, and lossless ignores the VBV ceiling: 1 keeps it.
             args += ["-preset", preset, "-crf", str(max(crf, 1) if max_bitrate else crf)]
@@ -161,6 +178,21 @@ class RenderInputs:
     #: Video encoders this ffmpeg has (:func:`stinercut_svc.media.encoders.video_encoders`);
     #: ``None`` = not checked (ffmpeg then reports a missing one itself).
     encoders: frozenset[str] | None = None
+    #: The name screen, placed after the intro (built by the name-screen recipe).
+    title_card: TitleCard | None = None
+    #: Video uuid of each clip segment, in order (focus points, music phases).
+    clip_uuids: tuple[str | None, ...] = ()
+
+
+@attrs.frozen
+class Edition:
+    """An extra output file of the render (the main output is ``RenderPlan``'s own)."""
+
+    name: str
+    path: Path
+    width: int
+    height: int
+    codec: str
 
 
 @attrs.frozen
@@ -175,6 +207,13 @@ class RenderPlan:
     concat_list: str | None = None
     #: Why the fast path was not taken (``None`` when it was).
     reencode_reason: str | None = None
+    #: Extra outputs written by the same run (re-encode only).
+    editions: tuple[Edition, ...] = ()
+    #: ``(path, text)`` of the filter script the args name, written before the run.
+    filter_script: tuple[Path, str] | None = None
+    #: When every item plays (re-encode only): progress and tests read it.
+    schedule: Schedule | None = None
+    timeline: Timeline | None = None
 
 
 def clip_segment(
@@ -209,23 +248,31 @@ def _require_video(source: Source) -> float:
 
 
 def build_plan(
-    inputs: RenderInputs, output: Path, concat_list_path: Path, *, allow_fastpath: bool = True
+    inputs: RenderInputs,
+    output: Path,
+    concat_list_path: Path,
+    *,
+    allow_fastpath: bool = True,
+    ffmpeg_version: tuple[int, ...] | None = None,
 ) -> RenderPlan:
     """The ffmpeg arguments (without the runner's own flags) for ``inputs``.
 
     ``allow_fastpath=False`` forces the re-encode (the benchmark compares both).
+    Editions are written next to ``output`` as ``<name>.mp4``; a long filter
+    graph as ``filter_complex.txt`` there (see ``RenderPlan.filter_script``).
     """
     clips = [s for s in inputs.segments if s.kind == "clip"]
     if not clips:
         raise PlanError("the project has no clips")
-    encoder = video_encoder(inputs.options.codec, inputs.options.codec_source, inputs.encoders)
-    width, height = output_size(inputs.options, clips[0].source.info)
-    fps = inputs.options.fps or _clip_fps(clips[0].source.info) or DEFAULT_FPS
-    duration = sum(s.duration for s in inputs.segments)
+    opts = inputs.options
+    encoder = video_encoder(opts.codec, opts.codec_source, inputs.encoders)
+    width, height = output_size(opts, clips[0].source.info)
+    fps = opts.fps or _clip_fps(clips[0].source.info) or DEFAULT_FPS
     reason = (
         fastpath_refusal(inputs, width, height, fps, encoder) if allow_fastpath else "not allowed"
     )
     if reason is None:
+        duration = sum(s.duration for s in inputs.segments)
         listing = concat_listing([s.source.path for s in clips])
         args = (
             "-f", "concat", "-safe", "0", "-i", str(concat_list_path),
@@ -235,16 +282,101 @@ def build_plan(
         return RenderPlan(
             args, RenderPath.FASTPATH, duration, width, height, fps, concat_list=listing
         )
-    encode_args = _reencode_args(inputs, output, width, height, fps, duration, encoder)
+    editions = tuple(
+        _edition(e, output.parent, width, height, opts, inputs.encoders) for e in opts.editions
+    )
+    main = OutputSpec("main", output, width, height,
+                      tuple(encoder.args(opts.preset, opts.crf, opts.max_bitrate)), AUDIO_ARGS,
+                      ("-movflags", "+faststart", "-f", "mp4", "-y"))  # fmt: skip
+    specs = [main, *(spec for _, spec in editions)]
+    timeline = build_timeline(inputs, width, height, fps, tuple(specs))
+    compiled = compile_timeline(timeline, script_dir=output.parent, ffmpeg_version=ffmpeg_version)
     return RenderPlan(
-        tuple(encode_args),
+        compiled.argv,
         RenderPath.REENCODE,
-        duration,
+        compiled.schedule.total_s,
         width,
         height,
         fps,
         reencode_reason=reason,
+        editions=tuple(edition for edition, _ in editions),
+        filter_script=compiled.script,
+        schedule=compiled.schedule,
+        timeline=timeline,
     )
+
+
+def build_timeline(
+    inputs: RenderInputs, width: int, height: int, fps: Fraction, outputs: tuple[OutputSpec, ...]
+) -> Timeline:
+    """Intro -> name screen -> clips (with transitions) -> outro, as a timeline."""
+    opts = inputs.options
+    focus = dict(opts.clip_focus)
+    uuids = list(inputs.clip_uuids)
+    items: list[TimelineSegment | TitleCard] = []
+    clip_number = 0
+    for seg in inputs.segments:
+        uuid = None
+        if seg.kind == "clip":
+            uuid = uuids[clip_number] if clip_number < len(uuids) else None
+            clip_number += 1
+        items.append(TimelineSegment(
+            seg.source.path, seg.kind, seg.start, seg.duration, seg.source.info,  # type: ignore[arg-type]
+            seg.source.label, seg.trimmed, video_uuid=uuid,
+            focus_x=focus.get(uuid or "", opts.focus_x),
+        ))  # fmt: skip
+        if seg.kind == "intro" and inputs.title_card is not None:
+            items.append(inputs.title_card)
+    if inputs.title_card is not None and not any(s.kind == "intro" for s in inputs.segments):
+        items.insert(0, inputs.title_card)
+    between = Transition(opts.transition, opts.transition_duration,  # type: ignore[arg-type]
+                         opts.transition_direction)  # type: ignore[arg-type]
+    transitions = tuple(
+        between if _is_clip(a) and _is_clip(b) else Transition()
+        for a, b in zip(items, items[1:], strict=False)
+    )
+    music = None
+    if inputs.music is not None:
+        music = AudioTrack(inputs.music.path, "replace" if opts.audio_mode == "replace" else "mix",
+                           opts.music_volume, opts.music_fade_s)  # fmt: skip
+    mark = None
+    if inputs.watermark is not None:
+        mark = Watermark(inputs.watermark.path, opts.watermark_position, opts.watermark_margin,
+                         opts.watermark_scale, opts.watermark_on_intro)  # fmt: skip
+    return Timeline(tuple(items), transitions, width, height, fps, outputs, music, mark)
+
+
+def _is_clip(item: TimelineSegment | TitleCard) -> bool:
+    return isinstance(item, TimelineSegment) and item.kind == "clip"
+
+
+def _edition(
+    edition: EditionOptions,
+    folder: Path,
+    width: int,
+    height: int,
+    opts: ResolvedOptions,
+    encoders: frozenset[str] | None,
+) -> tuple[Edition, OutputSpec]:
+    """An edition's size (one side given: the other follows the main output's aspect) and codec."""
+    if edition.width and edition.height:
+        w, h = edition.width, edition.height
+    elif edition.width:
+        w, h = edition.width, even(edition.width * height / width)
+    elif edition.height:
+        w, h = even(edition.height * width / height), edition.height
+    else:
+        w, h = width, height
+    codec = edition.codec or opts.codec
+    source = f"edition {edition.name!r} codec" if edition.codec else opts.codec_source
+    encoder = video_encoder(codec, source, encoders)
+    cap = parse_bitrate(edition.bitrate) if edition.bitrate is not None else opts.max_bitrate
+    args = encoder.args(edition.preset or opts.preset,
+                        opts.crf if edition.crf is None else edition.crf, cap)  # fmt: skip
+    path = folder / f"{edition.name}.mp4"
+    spec = OutputSpec(edition.name, path, w, h, tuple(args), AUDIO_ARGS,
+                      ("-movflags", "+faststart", "-f", "mp4", "-y"))  # fmt: skip
+    return Edition(edition.name, path, w, h, codec), spec
 
 
 def output_size(options: ResolvedOptions, first: MediaInfo) -> tuple[int, int]:
@@ -284,6 +416,12 @@ def fastpath_refusal(
     opts = inputs.options
     if any(s.kind != "clip" for s in inputs.segments):
         return "intro or outro"
+    if inputs.title_card is not None:
+        return "name screen"
+    if opts.editions:
+        return "several editions"
+    if opts.transition != "none" and len(inputs.segments) > 1:
+        return f"{opts.transition} transitions"
     if inputs.watermark is not None or opts.watermark_asset:
         return "watermark"
     if inputs.music is not None or opts.audio_asset:
@@ -327,129 +465,3 @@ def concat_listing(paths: Sequence[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _num(value: float) -> str:
-    return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
-
-
-def _reencode_args(
-    inputs: RenderInputs,
-    output: Path,
-    width: int,
-    height: int,
-    fps: Fraction,
-    duration: float,
-    encoder: VideoEncoder,
-) -> list[str]:
-    opts = inputs.options
-    args: list[str] = []
-    graph: list[str] = []
-    replace_audio = inputs.music is not None and opts.audio_mode == "replace"
-    fps_text = f"{fps.numerator}/{fps.denominator}"
-    blur = max(1, min(width, height) // 20)
-    pads: list[str] = []
-
-    for i, seg in enumerate(inputs.segments):
-        if seg.start > 0:
-            args += ["-ss", _num(seg.start)]
-        args += ["-t", _num(seg.duration), "-i", str(seg.source.path)]
-        head = f"[{i}:v:0]setpts=PTS-STARTPTS,fps={fps_text}"
-        if seg.kind != "clip" and _aspect_differs(seg.source.info, width, height):
-            # Intro/outro of another shape: the picture over a blurred, cropped copy.
-            graph.append(f"{head},split=2[bg{i}][fg{i}]")
-            graph.append(
-                f"[bg{i}]scale={width}:{height}:force_original_aspect_ratio=increase,"
-                f"crop={width}:{height},boxblur={blur}:2[bgb{i}]"
-            )
-            graph.append(
-                f"[fg{i}]scale={width}:{height}:force_original_aspect_ratio=decrease:"
-                f"force_divisible_by=2[fgs{i}]"
-            )
-            graph.append(f"[bgb{i}][fgs{i}]overlay=(W-w)/2:(H-h)/2,setsar=1,format=yuv420p[v{i}]")
-        else:
-            graph.append(
-                f"{head},scale={width}:{height}:force_original_aspect_ratio=decrease:"
-                f"force_divisible_by=2,pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,"
-                f"setsar=1,format=yuv420p[v{i}]"
-            )
-        pads.append(f"[v{i}]")
-        if replace_audio:
-            continue
-        norm = f"aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts=stereo"
-        if seg.source.info.audio is not None:
-            # Padded then cut: every segment's audio lasts exactly as long as the segment.
-            graph.append(
-                f"[{i}:a:0]asetpts=PTS-STARTPTS,aresample={AUDIO_RATE},{norm},apad,"
-                f"atrim=end={_num(seg.duration)},asetpts=PTS-STARTPTS[a{i}]"
-            )
-        else:
-            graph.append(
-                f"anullsrc=r={AUDIO_RATE}:cl=stereo,{norm},atrim=end={_num(seg.duration)},"
-                f"asetpts=PTS-STARTPTS[a{i}]"
-            )
-        pads.append(f"[a{i}]")
-
-    n = len(inputs.segments)
-    audio_streams = 0 if replace_audio else 1
-    outputs = "[vcat]" if replace_audio else "[vcat][acat]"
-    graph.append(f"{''.join(pads)}concat=n={n}:v=1:a={audio_streams}{outputs}")
-    video_out, audio_out = "[vcat]", "[acat]"
-    next_input = n
-
-    if inputs.watermark is not None:
-        args += ["-i", str(inputs.watermark.path)]
-        mark_w = _even(width * opts.watermark_scale)
-        x, y = _corner(opts.watermark_position, opts.watermark_margin)
-        graph.append(f"[{next_input}:v:0]scale={mark_w}:-2,format=rgba[wm]")
-        graph.append(f"{video_out}[wm]overlay={x}:{y}:format=auto,format=yuv420p[vout]")
-        video_out = "[vout]"
-        next_input += 1
-
-    if inputs.music is not None:
-        # Looped so short music still covers the video; cut to length, faded out.
-        args += ["-stream_loop", "-1", "-i", str(inputs.music.path)]
-        fade = min(opts.music_fade_s, duration)
-        chain = (
-            f"[{next_input}:a:0]aresample={AUDIO_RATE},"
-            f"aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts=stereo,"
-            f"volume={_num(opts.music_volume)},atrim=end={_num(duration)},asetpts=PTS-STARTPTS"
-        )
-        if fade > 0:
-            chain += f",afade=t=out:st={_num(duration - fade)}:d={_num(fade)}"
-        if replace_audio:
-            graph.append(f"{chain}[aout]")
-        else:
-            graph.append(f"{chain}[mus]")
-            graph.append(
-                f"{audio_out}[mus]amix=inputs=2:duration=first:dropout_transition=0:"
-                "normalize=0[aout]"
-            )
-        audio_out = "[aout]"
-        next_input += 1
-
-    args += [
-        "-filter_complex", ";".join(graph),
-        "-map", video_out, "-map", audio_out,
-        *encoder.args(opts.preset, opts.crf, opts.max_bitrate),
-        "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", "2",
-        "-t", _num(duration),
-        "-movflags", "+faststart", "-f", "mp4", "-y", str(output),
-    ]  # fmt: skip
-    return args
-
-
-def _aspect_differs(info: MediaInfo, width: int, height: int) -> bool:
-    assert info.video is not None
-    w, h = info.video.display_size
-    return abs(w / h - width / height) > ASPECT_TOLERANCE
-
-
-def _corner(position: str, margin: int) -> tuple[str, str]:
-    """overlay x/y expressions (W/H: video, w/h: watermark) for a corner."""
-    left, top = str(margin), str(margin)
-    right, bottom = f"W-w-{margin}", f"H-h-{margin}"
-    return {
-        "top-left": (left, top),
-        "top-right": (right, top),
-        "bottom-left": (left, bottom),
-        "bottom-right": (right, bottom),
-    }[position]

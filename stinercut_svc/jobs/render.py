@@ -210,6 +210,9 @@ class RenderHandler:
             if plan.concat_list is not None:
                 listing = temp / CONCAT_LIST_NAME
                 await trio.to_thread.run_sync(listing.write_text, plan.concat_list)
+            if plan.filter_script is not None:
+                script, text = plan.filter_script
+                await trio.to_thread.run_sync(script.write_text, text)
             await self.services.db.run(
                 partial(
                     queue.store_render_path,

@@ -344,12 +344,18 @@ class Graph:
         chains, _, _ = self._resolve()
         return separator.join(chains)
 
+    def script_text(self) -> str:
+        """The graph as a script file holds it: one chain per line."""
+        chains, _, _ = self._resolve()
+        return ";\n".join(chains) + "\n"
+
     def compile(
         self,
         script_dir: str | PurePath | None = None,
         *,
         inline_max: int = INLINE_MAX,
         flag: str = "-filter_complex_script",
+        write_script: bool = True,
     ) -> list[str]:
         """The argv after ``ffmpeg`` and its global options.
 
@@ -358,6 +364,8 @@ class Graph:
         line) when a directory is given and the text is longer than
         ``inline_max``: a long graph on the command line hits ``ARG_MAX`` and
         makes ``ps`` and logs unreadable. ``flag`` comes from :func:`script_flag`.
+        ``write_script=False`` only names the file (pure callers write
+        :meth:`script_text` there themselves).
         """
         if not self._outputs:
             raise GraphError("the graph has no output")
@@ -369,7 +377,8 @@ class Graph:
         if chains:
             if script_dir is not None and len(text) > inline_max:
                 script = Path(script_dir) / SCRIPT_NAME
-                script.write_text(";\n".join(chains) + "\n", encoding="utf-8")
+                if write_script:
+                    script.write_text(";\n".join(chains) + "\n", encoding="utf-8")
                 argv += [flag, str(script)]
             else:
                 argv += ["-filter_complex", text]

@@ -1,0 +1,1 @@
+"""The customer video: timeline model, compiler to one ffmpeg run, and its recipes."""

@@ -1,0 +1,1 @@
+"""Recipes: plain functions ``recipe(g, *streams, **params) -> Stream`` on a filter graph."""
