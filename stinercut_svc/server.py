@@ -228,7 +228,9 @@ class OnePortServer:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
             return
-        if parsed is not None and parsed.is_websocket_upgrade(WS_PATH):
+        # A worker (ROLE=worker) takes no hub clients: its /ws goes to Quart, which refuses it.
+        if (parsed is not None and parsed.is_websocket_upgrade(WS_PATH)
+                and self.settings.role != "worker"):
             await serve_websocket(
                 self.app.hub, stream, parsed, rest, detector_token=self.settings.detector_ws_token
             )

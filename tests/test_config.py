@@ -15,7 +15,7 @@ def test_defaults_use_sqlite_under_the_data_folder(tmp_path: Path) -> None:
     s = Settings.from_env({"DATA_DIR": str(tmp_path / "data")})
     assert s.database_url == f"sqlite:///{tmp_path / 'data' / 'stinercut.sqlite3'}"
     assert s.shared_video_path == Path("./var/shared-videos").resolve()
-    assert s.detector_url == "http://host.docker.internal:8001"
+    assert s.detector_url == "http://127.0.0.1:8001"
     assert s.detector_api_key is None
     assert s.cors_origins == ("http://localhost:8080", "https://stinercut.local")
     assert (s.host, s.port, s.log_level) == ("127.0.0.1", 8000, "INFO")

@@ -14,17 +14,26 @@ from functools import partial
 from typing import Any
 
 from pydantic import Field
-from quart import Blueprint, Response, request, send_file
+from quart import Blueprint, Response, request
 from quart_schema import document_request, document_response, validate_querystring, validate_request
 
 from ..context import current
+from ..downloads import serve_file
 from ..errors import ApiError
 from ..models import AssetType
 from ..openapi import StrictModel
 from ..services import assets as service
 from ..services.cleanup import remove_files
 from ..services.fields import Name
-from .docs import AssetListOut, AssetOut, DeletedOut, errors
+from .docs import (
+    AssetListOut,
+    AssetOut,
+    AssetUploadForm,
+    DeletedOut,
+    errors,
+    file_response,
+    upload_form,
+)
 from .params import json_model, parse_uuid
 from .projects import DeleteQuery
 
@@ -55,6 +64,7 @@ async def list_assets(query_args: AssetQuery) -> dict[str, Any]:
 
 @blueprint.post("/api/assets")
 @document_request(AssetRegister)
+@upload_form(AssetUploadForm)
 @document_response(AssetOut, 201)
 @errors(400, 408, 413, 415, 422, 503)
 async def create_asset() -> tuple[dict[str, Any], int]:
@@ -112,14 +122,12 @@ async def delete_asset(uuid: str, query_args: DeleteQuery) -> dict[str, Any]:
 
 
 @blueprint.get("/api/assets/<uuid>/file")
-@errors(400, 404)
+@file_response("*/*", ranges=True)
+@errors(400, 404, 416)
 async def asset_file(uuid: str) -> Response:
     """The asset's file, as stored (range requests supported)."""
     app = current()
     key = parse_uuid(uuid)
     path = await app.db.run(partial(service.asset_file, storage=app.storage, uuid=key))
     mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    try:
-        return await send_file(path, mimetype=mimetype, conditional=True)
-    except FileNotFoundError:
-        raise ApiError(404, f"the file of asset {key} is missing", code="file_missing") from None
+    return await serve_file(path, request, download_name=None, mimetype=mimetype)

@@ -2,7 +2,10 @@
 
 The responses themselves are built by the models' ``to_api()``; these pydantic
 classes only *describe* them (``document_response``), so serving a request costs
-no second validation pass. They allow extra keys, so a later issue may add keys
+no second validation pass. Routes that take a multipart upload beside JSON
+(:func:`upload_form`) or answer with a file (:func:`file_response`) say so with
+the decorators below; :mod:`stinercut_svc.openapi` merges them into the document.
+The models allow extra keys, so a later issue may add keys
 to ``to_api()`` without breaking the contract; ``tests/test_openapi.py`` checks
 that real answers match.
 """
@@ -14,6 +17,9 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 from quart_schema import document_response
+from quart_schema.pydantic import File
+
+from ..models.asset import AssetType
 
 T = TypeVar("T", bound=Callable[..., Any])
 
@@ -155,6 +161,45 @@ def errors(*statuses: int) -> Callable[[T], T]:
     def decorator(func: T) -> T:
         for status in statuses:
             func = document_response(ErrorOut, status)(func)
+        return func
+
+    return decorator
+
+
+#: Function attributes read by :class:`stinercut_svc.openapi.DocumentProvider`.
+UPLOAD_FORM_ATTRIBUTE = "_stinercut_upload_form"
+FILE_RESPONSE_ATTRIBUTE = "_stinercut_file_response"
+
+
+class VideoUploadForm(BaseModel):
+    """A clip as a multipart upload (the JSON alternative registers a stored file)."""
+
+    file: File = Field(description="the video file (MP4, MOV, …), streamed to storage")
+
+
+class AssetUploadForm(BaseModel):
+    """An asset as a multipart upload (the JSON alternative registers a stored file)."""
+
+    type: AssetType
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    file: File = Field(description="the asset file (video, image, audio or SVG template)")
+
+
+def upload_form(model: type[BaseModel]) -> Callable[[T], T]:
+    """Document a ``multipart/form-data`` body beside the route's JSON body."""
+
+    def decorator(func: T) -> T:
+        setattr(func, UPLOAD_FORM_ATTRIBUTE, model)
+        return func
+
+    return decorator
+
+
+def file_response(*mimetypes: str, ranges: bool = False) -> Callable[[T], T]:
+    """Document a file answer: ``200`` (and ``206`` for ``Range`` requests) of ``mimetypes``."""
+
+    def decorator(func: T) -> T:
+        setattr(func, FILE_RESPONSE_ATTRIBUTE, (mimetypes, ranges))
         return func
 
     return decorator

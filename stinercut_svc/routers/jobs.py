@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from functools import partial
 from typing import Any, Literal
@@ -21,7 +20,7 @@ from uuid import UUID
 
 import trio
 from pydantic import BaseModel, Field, ValidationError
-from quart import Blueprint, Response, request, send_file
+from quart import Blueprint, Response, request
 from quart_schema import (
     RequestSchemaValidationError,
     document_request,
@@ -32,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..context import current
+from ..downloads import safe_file_name, serve_file
 from ..errors import ApiError
 from ..jobs import queue
 from ..jobs.options import RenderOptions, merge, project_options
@@ -40,7 +40,7 @@ from ..models import Asset, Job, JobStatus, Project, Video
 from ..openapi import StrictModel, validation_failure
 from ..services import project_status
 from ..storage import Storage, UnsafePathError
-from .docs import DeletedOut, JobOut, errors
+from .docs import DeletedOut, JobOut, errors, file_response
 from .params import parse_uuid
 
 blueprint = Blueprint("jobs", __name__)
@@ -324,6 +324,7 @@ def _remove_output(storage: Storage, relative: str) -> int:
 
 
 @blueprint.get("/api/jobs/<uuid>/output")
+@file_response("video/mp4", ranges=True)
 @errors(400, 404, 409, 416)
 async def download_output(uuid: str) -> Response:
     """The finished MP4 (``Range`` requests answered with 206)."""
@@ -350,19 +351,25 @@ async def download_output(uuid: str) -> Response:
         ) from None
     if not await trio.to_thread.run_sync(path.is_file):
         raise ApiError(404, f"the output file of job {job_uuid} is gone", code="output_missing")
-    response = await send_file(
-        path,
-        mimetype="video/mp4",
-        as_attachment=True,
-        attachment_filename=download_name(project_name, job_uuid, job.completed_at),
-        conditional=True,
-    )
-    response.headers["Accept-Ranges"] = "bytes"
-    return response
+    name = download_name(project_name, job_uuid, job.completed_at)
+    return await serve_file(path, request, download_name=name, mimetype="video/mp4")
 
 
 def download_name(project_name: str, job_uuid: str, completed_at: datetime | None) -> str:
-    """``<project name>-<date>.mp4``, reduced to characters every browser accepts."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", project_name).strip("-._") or "render"
-    day = completed_at.strftime("%Y-%m-%d") if completed_at else job_uuid[:8]
-    return f"{slug[:80]}-{day}.mp4"
+    """``<project name>-<date>.mp4``, the date left out when the name already holds it.
+
+    The name keeps its letters (``Sprung Müller`` → ``Sprung-Müller-…``); the
+    ASCII fallback for old clients is made in :func:`~..downloads.content_disposition`.
+    """
+    base = safe_file_name(project_name, fallback="render")[:80]
+    if completed_at is None:
+        return f"{base}-{job_uuid[:8]}.mp4"
+    if _names_date(project_name, completed_at):
+        return f"{base}.mp4"
+    return f"{base}-{completed_at:%Y-%m-%d}.mp4"
+
+
+def _names_date(name: str, day: datetime) -> bool:
+    """Whether ``name`` already carries ``day`` (2026-01-31, 2026_01_31, 20260131, 31.01.2026)."""
+    forms = (f"{day:%Y-%m-%d}", f"{day:%Y_%m_%d}", f"{day:%Y%m%d}", f"{day:%d.%m.%Y}")
+    return any(form in name for form in forms)

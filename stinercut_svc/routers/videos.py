@@ -26,7 +26,16 @@ from ..errors import ApiError
 from ..openapi import StrictModel
 from ..services import videos as service
 from ..services.cleanup import remove_files, thumbnail_path
-from .docs import DeletedOut, TimelineOut, VideoCreatedOut, VideoOut, errors
+from .docs import (
+    DeletedOut,
+    TimelineOut,
+    VideoCreatedOut,
+    VideoOut,
+    VideoUploadForm,
+    errors,
+    file_response,
+    upload_form,
+)
 from .params import json_model, parse_uuid
 from .projects import DeleteQuery
 
@@ -48,6 +57,7 @@ class OrderIn(StrictModel):
 
 @blueprint.post("/api/projects/<uuid>/videos")
 @document_request(VideoRegister)
+@upload_form(VideoUploadForm)
 @document_response(VideoCreatedOut, 201)
 @errors(400, 404, 408, 413, 415, 422, 503)
 async def add_video(uuid: str) -> tuple[dict[str, Any], int]:
@@ -115,6 +125,7 @@ async def delete_video(uuid: str, query_args: DeleteQuery) -> dict[str, Any]:
 
 
 @blueprint.get("/api/videos/<uuid>/thumbnail")
+@file_response("image/jpeg")
 @errors(400, 404)
 async def video_thumbnail(uuid: str) -> Response:
     """The clip's JPEG poster frame."""
