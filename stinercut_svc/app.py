@@ -18,7 +18,8 @@ from sqlalchemy.exc import OperationalError
 
 from . import schema, setting_defaults
 from .access_log import install_request_tracking
-from .auth import AccessControl, install_guard
+from .auth.access import AccessControl
+from .auth.guard import install_guard
 from .config import Settings
 from .context import StinercutApp
 from .cors import install_cors
@@ -27,7 +28,8 @@ from .detector import DetectorClient
 from .errors import install_error_handlers
 from .fonts import worker_count
 from .hub import Hub
-from .jobs.supervisor import Supervisor
+from .ingest.handler import import_kind
+from .jobs.supervisor import Supervisor, kinds
 from .metrics import install_metrics
 from .openapi import install_openapi
 from .process_role import claims_jobs, install_role_gate
@@ -35,6 +37,7 @@ from .routers import assets as assets_routes
 from .routers import detectqr as detectqr_routes
 from .routers import fonts as fonts_routes
 from .routers import health
+from .routers import imports as imports_routes
 from .routers import jobs as jobs_routes
 from .routers import jumps as jumps_routes
 from .routers import metrics as metrics_routes
@@ -42,10 +45,12 @@ from .routers import projects as projects_routes
 from .routers import services as services_routes
 from .routers import settings as settings_routes
 from .routers import videos as videos_routes
+from .routers import shares as shares_routes
 from .routers import webhooks as webhooks_routes
 from .routers import websocket as websocket_routes
 from .storage import Storage
 from .uploads import PartialUploads, StreamingHTTPConnection, sweep_partials_forever
+from .services.imports import install_triggers
 from .webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -69,7 +74,8 @@ def create_app(settings: Settings) -> StinercutApp:
     app.hub = Hub.from_settings(settings)
     app.font_limiter = trio.CapacityLimiter(worker_count(settings.font_workers))
     app.partial_uploads = PartialUploads()
-    app.supervisor = Supervisor(app)
+    app.supervisor = Supervisor(app, kinds=kinds(import_kind(app)))
+    install_triggers(app)  # device.mounted / gopro.copy_completed start imports
     app.webhooks = Dispatcher.from_settings(app.db, settings, app.schema_ready)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
@@ -100,11 +106,13 @@ def create_app(settings: Settings) -> StinercutApp:
     app.register_blueprint(settings_routes.blueprint)
     app.register_blueprint(jobs_routes.blueprint)
     app.register_blueprint(jumps_routes.blueprint)
+    app.register_blueprint(imports_routes.blueprint)
     app.register_blueprint(metrics_routes.blueprint)
     # Request ids (X-Request-ID, in every log line of the request) and HTTP metrics.
     metrics = install_metrics(app)
     install_request_tracking(app, metrics.http if metrics is not None else None)
     app.register_blueprint(webhooks_routes.blueprint)
+    app.register_blueprint(shares_routes.blueprint)
 
     @app.before_serving
     async def _start() -> None:

@@ -232,7 +232,8 @@ class OnePortServer:
         if (parsed is not None and parsed.is_websocket_upgrade(WS_PATH)
                 and self.settings.role != "worker"):
             await serve_websocket(
-                self.app.hub, stream, parsed, rest, detector_token=self.settings.detector_ws_token
+                self.app.hub, stream, parsed, rest, detector_token=self.settings.detector_ws_token,
+                access=self.app.access,
             )
             return
         with trio.CancelScope() as scope:

@@ -21,7 +21,7 @@ import hmac
 import logging
 import socket
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs
 
 import trio
@@ -29,9 +29,14 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.utilities import LocalProtocolError
 
+from ..auth.hub import hub_role, offered_token, refusal, split_subprotocols
+from ..auth.roles import Role
 from .core import CLOSE_GRACE_S, Client, Hub, Refused
-from .protocol import CLIENT_TYPES, CLOSE_POLICY, DETECTOR, FRONTEND, frame_bytes
+from .protocol import CLIENT_TYPES, CLOSE_POLICY, DETECTOR, ERROR, FRONTEND, frame_bytes
 from .wire import Head, accept_response, http_error
+
+if TYPE_CHECKING:
+    from ..auth.access import AccessControl
 
 log = logging.getLogger("stinercut_svc.hub")
 
@@ -48,17 +53,44 @@ class Transport(Protocol):
     async def close(self, code: int, reason: str = "") -> None: ...
 
 
-def check_client(
-    client_type: str, token: str | None, expected_token: str | None
-) -> str | None:
-    """Why a connection is refused with 1008, or ``None`` when it may join."""
+async def check_client(
+    client_type: str,
+    token: str | None,
+    expected_token: str | None,
+    *,
+    access: AccessControl | None = None,
+    address: str | None = None,
+    access_token: str | None = None,
+) -> tuple[str | None, Role]:
+    """``(why the connection is refused with 1008, or None; the role it joins with)``.
+
+    ``token``/``expected_token``: the detector's ``DETECTOR_WS_TOKEN``, as before.
+    ``access``/``access_token``: API-token access control (``auth/hub.py``); without
+    it, or with ``AUTH_REQUIRED`` off, every client joins as ``admin``.
+    """
     if client_type not in CLIENT_TYPES:
-        return f"unknown client_type {client_type[:40]!r}: use {' or '.join(CLIENT_TYPES)}"
+        return f"unknown client_type {client_type[:40]!r}: use {' or '.join(CLIENT_TYPES)}", Role.ADMIN
     if client_type == DETECTOR and expected_token is not None:
         given = token or ""
         if not hmac.compare_digest(given.encode(), expected_token.encode()):
-            return "detector token missing or wrong (query token= or X-API-Key header)"
-    return None
+            return "detector token missing or wrong (query token= or X-API-Key header)", Role.ADMIN
+    if access is None or not access.required:
+        return None, Role.ADMIN
+    role, problem = await hub_role(
+        access, address, client_type, access_token,
+        detector_token_matched=client_type == DETECTOR and expected_token is not None,
+    )
+    return problem, role or Role.VIEWER
+
+
+def deliver(hub: Hub, client: Client, role: Role, message: str | bytes) -> None:
+    """Hand a client's message to the hub, unless its role may not send it
+    (then the client alone gets ``hub:error``)."""
+    problem = refusal(role, message)
+    if problem is not None:
+        hub.send_to(client.id, ERROR, problem)
+        return
+    hub.on_message(client, message)
 
 
 # -- the hub's own path ------------------------------------------------------------
@@ -71,6 +103,7 @@ async def serve_websocket(
     rest: bytes,
     *,
     detector_token: str | None,
+    access: AccessControl | None = None,
 ) -> None:
     """Answer the upgrade in ``head`` and serve the connection until it closes.
 
@@ -101,16 +134,22 @@ async def serve_websocket(
     query = parse_qs(head.query)
     client_type = (query.get("client_type") or [""])[0] or FRONTEND
     token = (query.get("token") or [""])[0] or head.headers.get("x-api-key")
+    access_token, subprotocol = offered_token(
+        query, split_subprotocols(head.headers.get("sec-websocket-protocol"))
+    )
     ws = Connection(ConnectionType.SERVER, trailing_data=rest)
     with trio.move_on_after(CLOSE_GRACE_S):
         try:
-            await stream.send_all(accept_response(key))
+            await stream.send_all(_accept(key, subprotocol))
         except trio.BrokenResourceError:
             await _abort(stream)
             return
     # Refusals happen after the handshake, as 1008 and a reason: a browser's
     # WebSocket API shows a close code but never an HTTP status.
-    problem = check_client(client_type, token, detector_token)
+    problem, role = await check_client(
+        client_type, token, detector_token,
+        access=access, address=address, access_token=access_token,
+    )
     if problem is not None:
         await _close_refused(stream, ws, problem)
         return
@@ -119,7 +158,7 @@ async def serve_websocket(
     try:
         async with trio.open_nursery() as nursery:
             reader_done = trio.Event()
-            nursery.start_soon(_read_loop, hub, client, stream, ws, reader_done)
+            nursery.start_soon(_read_loop, hub, client, role, stream, ws, reader_done)
             clean = await _write_loop(client, stream, ws)
             if clean:
                 with trio.move_on_after(CLOSE_GRACE_S):
@@ -138,9 +177,10 @@ async def serve_websocket(
 class _Inbound:
     """Reassembles a client's messages from wsproto events and hands them to the hub."""
 
-    def __init__(self, hub: Hub, client: Client, ws: Connection) -> None:
+    def __init__(self, hub: Hub, client: Client, role: Role, ws: Connection) -> None:
         self.hub = hub
         self.client = client
+        self.role = role
         self.ws = ws
         self.parts: list[str | bytes] = []
         self.size = 0
@@ -169,7 +209,7 @@ class _Inbound:
                         message = b"".join(parts)  # type: ignore[arg-type]
                     self.parts = []
                     self.size = 0
-                    hub.on_message(client, message)
+                    deliver(hub, client, self.role, message)
             elif isinstance(event, Ping):
                 if client.close_request is None:
                     hub.send_control(client, self.ws.send(event.response()))
@@ -184,9 +224,14 @@ class _Inbound:
 
 
 async def _read_loop(
-    hub: Hub, client: Client, stream: trio.SocketStream, ws: Connection, done: trio.Event
+    hub: Hub,
+    client: Client,
+    role: Role,
+    stream: trio.SocketStream,
+    ws: Connection,
+    done: trio.Event,
 ) -> None:
-    inbound = _Inbound(hub, client, ws)
+    inbound = _Inbound(hub, client, role, ws)
     try:
         # wsproto may already hold frames that came with the request head.
         data = b""
@@ -267,6 +312,16 @@ async def _close_refused(stream: trio.SocketStream, ws: Connection, reason: str)
                 await _abort(stream)
 
 
+def _accept(key: str, subprotocol: str | None) -> bytes:
+    """The 101 answer, selecting ``subprotocol`` (a browser fails a connection that
+    offered subprotocols when the answer selects none)."""
+    response = accept_response(key)
+    if subprotocol is None:
+        return response
+    assert response.endswith(b"\r\n\r\n")
+    return response[:-2] + f"Sec-WebSocket-Protocol: {subprotocol}\r\n\r\n".encode("ascii")
+
+
 async def _answer(stream: trio.SocketStream, response: bytes) -> None:
     with trio.move_on_after(CLOSE_GRACE_S):
         try:
@@ -299,7 +354,9 @@ def _peer(stream: trio.SocketStream) -> str:
 # -- the Quart path ------------------------------------------------------------------
 
 
-async def serve_transport(hub: Hub, client: Client, transport: Transport) -> None:
+async def serve_transport(
+    hub: Hub, client: Client, transport: Transport, role: Role = Role.ADMIN
+) -> None:
     """Run one registered connection served by Quart until it closes.
 
     Returns when the writer has sent a requested close. If the peer goes away,
@@ -307,18 +364,18 @@ async def serve_transport(hub: Hub, client: Client, transport: Transport) -> Non
     """
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_transport_reader, hub, client, transport)
+            nursery.start_soon(_transport_reader, hub, client, role, transport)
             await _transport_writer(client, transport)
             nursery.cancel_scope.cancel()
     finally:
         hub.release(client)
 
 
-async def _transport_reader(hub: Hub, client: Client, transport: Transport) -> None:
+async def _transport_reader(hub: Hub, client: Client, role: Role, transport: Transport) -> None:
     while client.close_request is None:
         raw = await transport.receive()
         client.last_seen = trio.current_time()
-        hub.on_message(client, raw)
+        deliver(hub, client, role, raw)
         hub.flush()
 
 

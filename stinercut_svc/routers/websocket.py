@@ -8,7 +8,10 @@ runs under the ``hypercorn`` CLI (several workers).
 
 ``/ws?client_type=frontend|detector`` (missing means ``frontend``). Refusals happen
 after the handshake, as a close frame with code 1008 and a reason, because a
-browser's WebSocket API shows a close code but never an HTTP status.
+browser's WebSocket API shows a close code but never an HTTP status. With
+``AUTH_REQUIRED`` the API token comes as ``access_token=`` or the subprotocol
+``bearer.<token>`` (rules: ``auth/hub.py``); the REST guard does not see
+WebSocket requests, so this route asks access control itself.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pydantic import BaseModel
 from quart import Blueprint, websocket
 from quart_schema import validate_response
 
+from ..auth.hub import offered_token
 from ..context import current
 from ..hub import (
     CLOSE_POLICY,
@@ -57,8 +61,12 @@ async def hub_socket() -> None:
     client_type = websocket.args.get("client_type") or FRONTEND
     token = websocket.args.get("token") or websocket.headers.get("X-API-Key")
     address = websocket.remote_addr or "unknown"
-    await websocket.accept()
-    problem = check_client(client_type, token, app.settings.detector_ws_token)
+    access_token, subprotocol = offered_token(websocket.args, websocket.requested_subprotocols)
+    await websocket.accept(subprotocol=subprotocol)
+    problem, role = await check_client(
+        client_type, token, app.settings.detector_ws_token,
+        access=app.access, address=address, access_token=access_token,
+    )
     if problem is not None:
         await websocket.close(CLOSE_POLICY, problem)
         return
@@ -68,7 +76,7 @@ async def hub_socket() -> None:
         await websocket.close(CLOSE_TRY_AGAIN, refused.message)
         return
     client = app.hub.register(client_type, peer=address, address=address)
-    await serve_transport(app.hub, client, cast(Transport, websocket))
+    await serve_transport(app.hub, client, cast(Transport, websocket), role)
 
 
 @blueprint.get("/api/ws/clients")
