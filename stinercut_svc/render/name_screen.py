@@ -701,14 +701,22 @@ def _plain_layer(
     template: Template, data: CustomerData, font: FontInfo | None, frame: _Frame
 ) -> _Drawn | None:
     """A plain SVG: placeholders filled (escaped), name elements in the staff font, fitted."""
-    root = copy.deepcopy(template.root)
-    _fill_texts(root, data, font, frame)
-    cropped = _crop(_render(_finish_svg(root, frame), frame.width, frame.height, font,
-                            only_font=False))
+    svg = filled_svg(template, data, font, width=frame.width, height=frame.height)
+    cropped = _crop(_render(svg, frame.width, frame.height, font, only_font=False))
     if cropped is None:
         return None
     image, left, top = cropped
     return image, Track.constant(left), Track.constant(top), Track.constant(1.0)
+
+
+def filled_svg(
+    template: Template, data: CustomerData, font: FontInfo | None, *, width: int, height: int
+) -> str:
+    """The whole template, filled and fitted, as resvg gets it at ``width``x``height``."""
+    frame = _Frame(width, height, template.viewbox)
+    root = copy.deepcopy(template.root)
+    _fill_texts(root, data, font, frame)
+    return _finish_svg(root, frame)
 
 
 def _fill_texts(root: ET.Element, data: CustomerData, font: FontInfo | None,
@@ -888,10 +896,14 @@ async def prepare_name_screen(
     shielded so it runs even while the job's scope is being cancelled.
     """
     try:
-        return await trio.to_thread.run_sync(
+        prepared = await trio.to_thread.run_sync(
             lambda: prepare_sync(template_path, font_path, data, width=width, height=height,
                                  duration=duration, work_dir=work_dir)
         )
+        # A cancel that arrived while the thread ran is delivered here, inside the
+        # try, so the files it wrote are removed too.
+        await trio.lowlevel.checkpoint()
+        return prepared
     except BaseException:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(lambda: shutil.rmtree(work_dir, ignore_errors=True))
