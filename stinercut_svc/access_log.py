@@ -1,57 +1,220 @@
-"""One access-log line per request, at the cost of one log call.
+"""Per-request bookkeeping: the request id, one access-log line, the HTTP metrics.
 
-Hypercorn's own access logging builds an ``AccessLogAtoms`` dict per request before
-formatting the configured line: every request and response header, *every
-environment variable of the process*, a ``strftime`` and an ``HTTPStatus`` lookup,
-most of it for keys the line never uses. That cost ~10-16 % of a fast request's
-throughput. :class:`AccessLogger` writes the same line the service configured
-(``client "METHOD path HTTP-version" status bytes seconds``) from the few values it
-needs, through the ``stinercut_svc.access`` logger, and only when that logger
-would print at INFO.
+:class:`RequestTracking` wraps the app's ASGI callable (inside Hypercorn, around
+Quart) and sees every HTTP request the app answers from start to end. It
 
-Wiring: ``config.logger_class = AccessLogger`` in the Hypercorn config.
+* takes ``X-Request-ID`` from the request when it is usable (1-128 printable
+  ASCII characters) or makes one, and puts it in the :data:`logs.request_id`
+  context variable for everything the request runs, so every log line of the
+  request carries it;
+* adds it to the response, whatever produced the response: a route, an error
+  handler, a 404/405 from routing, a 413 while reading an upload;
+* records the request's metrics: the route *template* comes from Quart's matched
+  rule (stored on the scope by an ``after_request`` hook), the status from the
+  response start it passes on;
+* writes the request's one access line (``client "METHOD path HTTP-version"
+  status bytes seconds``) when the app is done with it, through the
+  ``stinercut_svc.access`` logger and only when that logger prints at INFO.
+
+Why the line is written here and not by Hypercorn: Hypercorn 0.18 logs a request
+when its stream closes, and a client that closes its connection while the end of
+the response is still being sent (curl, every last request of a keep-alive
+connection) made it log the request twice: once with no response (``"- -"``),
+once with it (``HTTPStream`` marks the stream closed only after awaiting that
+send; upstream pgjones/hypercorn#357). Here there is exactly one place per
+request. :class:`AccessLogger` (Hypercorn's ``logger_class``) writes only what
+never reached the app (Hypercorn's own error answers, WebSocket upgrades
+served through Quart), and does so without Hypercorn's ``AccessLogAtoms``, which
+copies every header and *every environment variable of the process* per
+request (~10-16 % of a fast request's throughput).
+
+Wiring: ``config.logger_class = AccessLogger`` (``server.py``) and
+:func:`install_request_tracking` (``app.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from hypercorn.logging import Logger
+from quart import request
+
+from . import logs
+
+if TYPE_CHECKING:
+    from .context import StinercutApp
+    from .metrics import HttpMetrics
 
 ACCESS_LOGGER = "stinercut_svc.access"
+REQUEST_ID_HEADER = "X-Request-ID"
+MAX_REQUEST_ID = 128
+#: ASGI scope keys shared by the wrapper, the route hook and the Hypercorn logger.
+SCOPE_REQUEST_ID = "stinercut.request_id"
+SCOPE_ROUTE = "stinercut.route"
+
+_HEADER_NAME = REQUEST_ID_HEADER.lower().encode("ascii")
+_PRINTABLE = frozenset(range(0x20, 0x7F))
+
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+def usable_request_id(raw: bytes) -> str | None:
+    """The client's id if it is 1-128 printable ASCII characters (after trimming)."""
+    value = raw.strip()
+    if not 0 < len(value) <= MAX_REQUEST_ID or not _PRINTABLE.issuperset(value):
+        return None
+    return value.decode("ascii")
+
+
+def new_request_id() -> str:
+    return os.urandom(16).hex()
+
+
+def _remote(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    if client is None:
+        return "-"
+    if len(client) == 2:
+        return f"{client[0]}:{client[1]}"
+    return str(client[0])
+
+
+def write_access_line(
+    logger: logging.Logger,
+    scope: dict[str, Any],
+    status: int | None,
+    size: int | None,
+    seconds: float,
+    request_id: str | None,
+) -> None:
+    """The access line (``status``/``size`` ``None``: no response went out)."""
+    remote = _remote(scope)
+    method = scope["method"] if scope["type"] == "http" else "GET"
+    path = scope["path"]
+    version = scope.get("http_version", "ws")
+    logger.info(
+        '%s "%s %s %s" %s %s %.6fs',
+        remote,
+        method,
+        path,
+        version,
+        "-" if status is None else status,
+        "-" if size is None else size,
+        seconds,
+        extra={
+            "request_id": request_id,
+            "http": {
+                "client": remote,
+                "method": method,
+                "path": path,
+                "version": version,
+                "status": status,
+                "bytes": size,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        },
+    )
+
+
+class RequestTracking:
+    """The ASGI wrapper (see the module docstring); HTTP only, WebSocket and lifespan pass."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics | None) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_logger = logging.getLogger(ACCESS_LOGGER)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        multipart = False
+        for name, value in scope["headers"]:
+            if name == _HEADER_NAME:
+                rid = usable_request_id(value)
+            elif name == b"content-type" and value[:19].lower() == b"multipart/form-data":
+                multipart = True
+        if rid is None:
+            rid = new_request_id()
+        scope[SCOPE_REQUEST_ID] = rid
+        id_header = (_HEADER_NAME, rid.encode("ascii"))
+        status = 0
+        sent = 0
+        received = 0
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        async def receive_counted() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive_counted if multipart else receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            if self.access_logger.isEnabledFor(logging.INFO):
+                write_access_line(
+                    self.access_logger, scope, status or None, sent if status else None,
+                    seconds, rid,
+                )
+            logs.request_id.reset(token)
+            if self.metrics is not None:
+                route = scope.get(SCOPE_ROUTE)
+                if status:
+                    self.metrics.observe(scope["method"], route, status, seconds)
+                if multipart:
+                    self.metrics.uploaded(route, received)
+
+
+async def _remember_route(response: Any) -> Any:
+    """``after_request``: the matched route's template, for the wrapper's metrics.
+
+    ``async`` on purpose: Quart runs a plain function hook in a worker thread.
+    """
+    rule = request.url_rule
+    if rule is not None:
+        request.scope[SCOPE_ROUTE] = rule.rule  # type: ignore[literal-required]
+    return response
+
+
+def install_request_tracking(app: StinercutApp, metrics: HttpMetrics | None) -> None:
+    """Wrap ``app.asgi_app`` (request ids, access line, metrics); record each request's route."""
+    wrapped: Any = RequestTracking(app.asgi_app, metrics)  # type: ignore[arg-type]
+    app.asgi_app = wrapped  # type: ignore[method-assign]
+    app.after_request(_remember_route)
 
 
 class AccessLogger(Logger):
-    """Hypercorn's logger with a cheap :meth:`access`; errors go through Hypercorn's path."""
+    """Hypercorn's logger with a cheap :meth:`access` for what the app never saw."""
 
     async def access(self, request: Any, response: Any, request_time: float) -> None:
+        if SCOPE_REQUEST_ID in request:
+            return  # the app's request: RequestTracking wrote its line
         logger = self.access_logger
         if logger is None or not logger.isEnabledFor(logging.INFO):
             return
-        client = request.get("client")
-        if client is None:
-            remote = "-"
-        elif len(client) == 2:
-            remote = f"{client[0]}:{client[1]}"
-        else:
-            remote = str(client[0])
-        method = request["method"] if request["type"] == "http" else "GET"
-        status: object = "-"
-        length = "-"
+        status = size = None
         if response is not None:
             status = response["status"]
             for name, value in response.get("headers", ()):
                 if name.lower() == b"content-length":
-                    length = value.decode("latin1")
+                    size = int(value) if value.isdigit() else None
                     break
-        logger.info(
-            '%s "%s %s %s" %s %s %.6fs',
-            remote,
-            method,
-            request["path"],
-            request.get("http_version", "ws"),
-            status,
-            length,
-            request_time,
-        )
+        write_access_line(logger, request, status, size, request_time, None)

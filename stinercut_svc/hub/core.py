@@ -352,6 +352,10 @@ class Hub:
         self._backend_tasks = 0
         #: cap derived from the file-descriptor limit (set by the one-port server)
         self.fd_ceiling: int | None = None
+        #: messages routed by this instance, per target; plain ints read by /metrics
+        self.routed: dict[str, int] = dict.fromkeys(TARGETS, 0)
+        #: clients closed with 1013 (they did not read), per reason; read by /metrics
+        self.slow_disconnects: dict[str, int] = {"outbox_full": 0, "send_timeout": 0}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Hub:
@@ -643,6 +647,7 @@ class Hub:
     # -- routing -------------------------------------------------------------------
 
     def _route(self, routed: Routed) -> None:
+        self.routed[routed.target] += 1
         self._deliver_local(Outgoing.message(routed.frame), routed.sender, routed.target, routed.exclude)
         if self.backplane is not None:
             self.backplane.offer(routed)
@@ -665,6 +670,8 @@ class Hub:
             self._overflow(client)
 
     def _overflow(self, client: Client) -> None:
+        if client.close_request is None:
+            self.slow_disconnects["outbox_full"] += 1
         self.kick(
             client,
             CLOSE_TRY_AGAIN,
@@ -733,6 +740,8 @@ class Hub:
 
     def _check(self, client: Client, now: float, interval: float, timeout: float) -> None:
         if client.sending_since is not None and now - client.sending_since >= timeout:
+            if client.close_request is None:
+                self.slow_disconnects["send_timeout"] += 1
             self.kick(
                 client,
                 CLOSE_TRY_AGAIN,
