@@ -8,7 +8,9 @@ DejaVu Sans (installed by scripts/test; no CJK glyphs, so it is also the
 
 from __future__ import annotations
 
+import shutil
 import xml.etree.ElementTree as ET
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -25,11 +27,13 @@ from stinercut_svc.render.name_screen import (
     check_glyphs,
     filled_svg,
     load_font,
+    name_screen_card,
     parse_template,
     prepare_name_screen,
     prepare_sync,
     rasterise,
 )
+from stinercut_svc.storage import Storage
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 NAMES = ["Jean-Luc O'Brien-Núñez", "Jürgen Müßig", "Zoë Ødegård-Łukasiewicz"]
@@ -154,6 +158,7 @@ def test_whitespace_and_control_characters_are_cleaned() -> None:
     assert data.pax_name == "Ana Lucía Pérez"
     # Combining accents become the precomposed letters fonts have.
     assert CustomerData.of("Nu\u0301n\u0303ez", None).pax_name == "Núñez"
+    assert CustomerData.of("A", date(2026, 12, 2)).date == "02.12.2026"
 
 
 # --- glyphs --------------------------------------------------------------------------
@@ -351,3 +356,36 @@ def test_rasterise_refuses_tiny_outputs(tmp_path: Path) -> None:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+async def test_name_screen_card_resolves_fonts_and_customer_data(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "root")
+    (storage.root / "fonts").mkdir(parents=True)
+    shutil.copy(DEJAVU, storage.root / "fonts" / "Brand.ttf")
+    layers = TEXT_LAYER.replace('"font_size"', '"font_path": "fonts/Brand.ttf", "font_size"')
+    layers = layers % (100, "start", 100) + """, {"id": "day", "type": "text",
+        "content": "{{date}}", "initial": {"x": 100, "y": 800}}"""
+    template = _write(tmp_path / "a.svg", animated(layers))
+    options = NameScreenOptions(enabled=True, background_blur=False, duration=2)
+    card = await name_screen_card(
+        options, template=template, resolve=storage.resolve, sound=None,
+        project_name="Jürgen Müßig", project_day=date(2026, 12, 2), width=320, height=180,
+        background_clip=(tmp_path / "clip.mp4", 1.0), work_dir=tmp_path / "work",
+    )
+    assert card.duration == 2 and card.build_audio is None
+    # Both texts were set in the template's font (from the storage root) and drawn.
+    assert len(list((tmp_path / "work").glob("layer*.png"))) == 1  # static: one sheet
+    # The option's name and date win over the project's; the option's font too.
+    with pytest.raises(NameScreenError, match="U\\+5C71"):
+        await name_screen_card(
+            NameScreenOptions(pax_name="山 Lee", font="fonts/Brand.ttf"), template=template,
+            resolve=storage.resolve, sound=None, project_name="x", project_day=None,
+            width=320, height=180, background_clip=None, work_dir=tmp_path / "work2",
+        )
+    escaping = animated(layers.replace("fonts/Brand.ttf", "../../etc/x.ttf"))
+    with pytest.raises(NameScreenError, match="leaves the storage root|must not contain"):
+        await name_screen_card(
+            options, template=_write(tmp_path / "b.svg", escaping), resolve=storage.resolve,
+            sound=None, project_name="x", project_day=None, width=320, height=180,
+            background_clip=None, work_dir=tmp_path / "work3",
+        )

@@ -55,10 +55,10 @@ import shutil
 import struct
 import unicodedata
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date as Date
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
 import attrs
@@ -70,6 +70,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..openapi import StrictModel
 from .keyframes import Easing, Keyframe, Track
+
+if TYPE_CHECKING:
+    from .timeline import TitleCard
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -838,10 +841,8 @@ def _merge_static(layers: Sequence[_Drawn], frame: _Frame) -> list[_Drawn]:
 # --- entry point ----------------------------------------------------------------------
 
 
-def resolve_font_path(option: str | None, template: Template, storage_root: Path) -> str | None:
-    """The font to use, relative to the storage root: the option, else the template's."""
-    if option:
-        return option
+def template_font(template: Template) -> str | None:
+    """The first text layer's ``font_path`` (relative to the storage root), if any."""
     if template.config is None:
         return None
     for layer in template.config.layers:
@@ -865,8 +866,14 @@ def prepare_sync(
     height: int,
     duration: float | None,
     work_dir: Path,
+    resolve: Callable[[str], Path] | None = None,
 ) -> PreparedNameScreen:
-    """Read, parse, check and rasterise; files go to ``work_dir`` (created)."""
+    """Read, parse, check and rasterise; files go to ``work_dir`` (created).
+
+    Without ``font_path`` the template's own ``font_path`` is used, turned into a
+    file by ``resolve`` (the storage root's :meth:`~stinercut_svc.storage.Storage.resolve`,
+    which refuses paths leaving the root).
+    """
     try:
         svg_text = template_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -874,6 +881,13 @@ def prepare_sync(
     except UnicodeDecodeError:
         raise NameScreenError("the name screen template is not UTF-8 text") from None
     template = parse_template(svg_text)
+    if font_path is None and resolve is not None:
+        relative = template_font(template)
+        if relative is not None:
+            try:
+                font_path = resolve(relative)
+            except ValueError as exc:
+                raise NameScreenError(f"the template's font_path {relative!r}: {exc}") from None
     font = load_font(font_path) if font_path is not None else None
     return rasterise(template, data, font, width=width, height=height, duration=duration,
                      work_dir=work_dir)
@@ -888,6 +902,7 @@ async def prepare_name_screen(
     height: int,
     duration: float | None,
     work_dir: Path,
+    resolve: Callable[[str], Path] | None = None,
 ) -> PreparedNameScreen:
     """:func:`prepare_sync` in a worker thread; ``work_dir`` is removed if it fails.
 
@@ -898,7 +913,7 @@ async def prepare_name_screen(
     try:
         prepared = await trio.to_thread.run_sync(
             lambda: prepare_sync(template_path, font_path, data, width=width, height=height,
-                                 duration=duration, work_dir=work_dir)
+                                 duration=duration, work_dir=work_dir, resolve=resolve)
         )
         # A cancel that arrived while the thread ran is delivered here, inside the
         # try, so the files it wrote are removed too.
@@ -908,3 +923,47 @@ async def prepare_name_screen(
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(lambda: shutil.rmtree(work_dir, ignore_errors=True))
         raise
+
+
+async def name_screen_card(
+    options: NameScreenOptions,
+    *,
+    template: Path,
+    resolve: Callable[[str], Path],
+    sound: Path | None,
+    project_name: str,
+    project_day: Date | None,
+    width: int,
+    height: int,
+    background_clip: tuple[Path, float] | None,
+    work_dir: Path,
+) -> TitleCard:
+    """Everything a render needs for its name screen, as a timeline item.
+
+    ``template``/``sound`` are resolved files (asset rows are the caller's
+    business); the font is ``options.font``, else the template's ``font_path``,
+    both turned into files by ``resolve`` (``Storage.resolve``); ``background_clip`` is the first
+    clip and the time of the still (used only with ``options.background_blur``).
+    Rasterises at ``width``x``height`` — the timeline's master size — in a
+    worker thread; raises :class:`NameScreenError` for the job's error message.
+    """
+    from .recipes.name_screen import title_card  # the recipe imports this module
+
+    data = CustomerData.of(options.pax_name or project_name, options.date or project_day)
+    if not data.pax_name:
+        raise NameScreenError("the name screen has no passenger name (project name is empty)")
+    font: Path | None = None
+    if options.font:
+        try:
+            font = resolve(options.font)
+        except ValueError as exc:
+            raise NameScreenError(f"name_screen.font {options.font!r}: {exc}") from None
+    prepared = await prepare_name_screen(
+        template, font, data, width=width, height=height, duration=options.duration,
+        work_dir=work_dir, resolve=resolve,
+    )
+    return title_card(
+        prepared,
+        background_clip=background_clip if options.background_blur else None,
+        sound=sound,
+    )
