@@ -323,6 +323,8 @@ def fill_jump(
     files = jump_files(session, jump)
     recs = list(recordings) if recordings is not None else recordings_of(session, files)
     target = jump.project_id if jump.state == JumpState.RESOLVED else None
+    if target is not None and session.get(Project, target) is None:
+        target = None  # the frontend deleted the project: nothing to fill
     plan = plan_clips(recs, _freefall_from_jump(jump), cfg) if target is not None else []
     wanted = {clip.file.id: clip for clip in plan}
 

@@ -284,6 +284,7 @@ def _settle(
     or its timeline changed while resolved.
     """
     session.flush()
+    _forget_deleted_customer(session, jump)
     recs = recordings_of(session, jump_files(session, jump))
     was_resolved = jump.state == JumpState.RESOLVED
     apply_verdict(jump, judge(jump, recs))
@@ -293,6 +294,12 @@ def _settle(
     outcome = fill_jump(session, jump, cfg, recordings=recs)
     resolved = jump.state == JumpState.RESOLVED
     return outcome, resolved and (not was_resolved or outcome.changed)
+
+
+def _forget_deleted_customer(session: Session, jump: Jump) -> None:
+    """A customer project the frontend deleted is no customer (ids are not foreign keys)."""
+    if jump.project_id is not None and session.get(Project, jump.project_id) is None:
+        jump.project_id = None
 
 
 def _change(
@@ -332,6 +339,7 @@ def assign(session: Session, uuid: str, project_uuid: str | None, cfg: FillConfi
 def confirm(session: Session, uuid: str, cfg: FillConfig) -> Change:
     """Accept the jump as it stands; it needs a customer."""
     jump = find_jump(session, uuid, lock=True)
+    _forget_deleted_customer(session, jump)
     if jump.project_id is None:
         raise JumpError(
             "conflict",
@@ -499,23 +507,23 @@ def merge(session: Session, uuids: Sequence[str], cfg: FillConfig) -> Change:
     return _change(session, [first], [_settle(session, first, cfg)])
 
 
-def fill_batch(session: Session, batch_uuid: str, cfg: FillConfig) -> list[FillOutcome]:
-    """Put every jump of the import where its verdict says (the pipeline's entry)."""
+def fill_batch(
+    session: Session, batch_uuid: str, cfg: FillConfig
+) -> list[tuple[FillOutcome, bool]]:
+    """Judge every jump of the import from its rows and put its clips where the verdict
+    says (the pipeline's entry). Returns each fill and whether its project should render."""
     batch = find_batch(session, batch_uuid)
-    outcomes: list[FillOutcome] = []
+    settled: list[tuple[FillOutcome, bool]] = []
     for jump in session.scalars(
         select(Jump).where(Jump.import_batch_id == batch.id).order_by(Jump.sequence)
     ).all():
+        _forget_deleted_customer(session, jump)
         if jump.project_id is None and jump.qr_code is not None:
             customer = customer_for_code(session, jump.qr_code)
             if customer is not None:
                 jump.project_id = customer.id
-        if jump.state == JumpState.RESOLVED and jump.project_id is None:
-            log.warning(
-                "jump %s is resolved but its customer %s is unknown", jump.uuid, jump.qr_code
-            )
-        outcomes.append(fill_jump(session, jump, cfg))
-    return outcomes
+        settled.append(_settle(session, jump, cfg, edited=False))
+    return settled
 
 
 # --- async entry points -----------------------------------------------------------------
@@ -600,19 +608,18 @@ async def find_customer(app: StinercutApp, code: str) -> str | None:
 async def apply_resolved(app: StinercutApp, batch_uuid: str) -> list[FillOutcome]:
     """The import pipeline's call once a batch's jump rows are stored (also on re-runs).
 
-    Every resolved jump's clips go onto its customer's timeline (rows updated, never
+    Each jump is judged again from its rows (the same rule as the analysis, plus
+    staff's confirmations and assignments); every resolved jump's clips go onto its customer's timeline (rows updated, never
     duplicated), jumps that are not resolved have none there; with
     ``INGEST_AUTO_RENDER`` each project whose timeline changed gets a render queued.
     A project that cannot render (already rendering, a missing file) is logged and
     skipped: it never fails the import.
     """
     cfg = fill_config(app.settings)
-    outcomes = await app.db.run(partial(fill_batch, batch_uuid=batch_uuid, cfg=cfg))
+    settled = await app.db.run(partial(fill_batch, batch_uuid=batch_uuid, cfg=cfg))
     if app.settings.ingest_auto_render:
-        projects = dict.fromkeys(
-            o.project_uuid for o in outcomes if o.changed and o.project_uuid is not None
-        )
+        projects = dict.fromkeys(o.project_uuid for o, go in settled if go and o.project_uuid)
         for project_uuid in projects:
             if project_uuid is not None:
                 await start_render(app, project_uuid)
-    return outcomes
+    return [o for o, _ in settled]
