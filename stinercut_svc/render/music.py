@@ -52,7 +52,8 @@ class MusicTracks(StrictModel):
         default=None, description="Asset (type audio) for the ground; default: audio_asset."
     )
     plane: UUID | None = Field(
-        default=None, description="Asset (type audio) for the plane ride; default: the ground track."
+        default=None,
+        description="Asset (type audio) for the plane ride; default: the ground track.",
     )
     freefall: UUID | None = Field(
         default=None,
@@ -114,7 +115,10 @@ class AudioOptions(StrictModel):
         default=None, description="Lower the music under camera speech (default true)."
     )
     duck_db: float | None = Field(
-        default=None, ge=1, le=40, description="How far speech pushes the music down (default 12 dB)."
+        default=None,
+        ge=1,
+        le=40,
+        description="How far speech pushes the music down (default 12 dB).",
     )
     normalize: bool | None = Field(
         default=None, description="Bring the programme to the loudness target (default true)."
@@ -431,8 +435,15 @@ def plan_music(
             offset = math.fmod(offset, length)
         played[asset] = played.get(asset, 0.0) + (cue_end - cue_start)
         cues.append(
-            MusicCue(asset, phase, _round(cue_start), _round(cue_end), _round(offset),
-                     _round(before), _round(after))  # fmt: skip
+            MusicCue(
+                asset,
+                phase,
+                _round(cue_start),
+                _round(cue_end),
+                _round(offset),
+                _round(before),
+                _round(after),
+            )  # fmt: skip
         )
     return MusicPlan(tuple(cues), switches, windows, total_s, fade_in, fade_out)
 

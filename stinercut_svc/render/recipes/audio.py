@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
@@ -38,11 +39,17 @@ from ...media.loudness import (
     BLOCK_S,
     SILENCE_LUFS,
     FloatArray,
+    LoudnessCache,
     SourceLoudness,
     integrated_lufs,
     place,
 )
-from ..music import MusicPlan, ResolvedAudio
+from ...media.probe import MediaInfo
+from ..music import MusicPlan, Placement, ResolvedAudio, plan_music
+from .slowmo import SlowWindow, to_output
+
+if TYPE_CHECKING:
+    from ..timeline import Schedule, Segment, Timeline
 
 AUDIO_RATE = 48000
 #: Camera speech is normalised to this before the mix; music sits relative to it.
@@ -369,3 +376,84 @@ def plan_levels(
     if audio.normalize and predicted > SILENCE_LUFS:
         gain = round(audio.loudness_lufs - predicted, 2)
     return Levels(tuple(camera_gains), music_gains, gain, round(predicted, 2))
+
+
+# --- preparation: timeline → plan, levels, tracks (async: measures sources once) -------------
+
+
+@attrs.frozen
+class AudioPrep:
+    """Everything the compiler needs for the sound of one render."""
+
+    audio: ResolvedAudio
+    plan: MusicPlan
+    levels: Levels
+    tracks: Mapping[str, Track]
+
+    def camera_gain(self, index: int) -> float:
+        """Gain (dB) for the sound of timeline item ``index``."""
+        return self.levels.camera_gain_db[index]
+
+
+def _segment_windows(item: Segment) -> tuple[SlowWindow, ...]:
+    return tuple(w for w in item.slow_motion if isinstance(w, SlowWindow))
+
+
+def placements(timeline: Timeline, sched: Schedule, audio: ResolvedAudio) -> list[Placement]:
+    """The timeline's items as the music plan sees them (start times from the schedule)."""
+    from ..timeline import Segment  # render-core's module imports recipes, not the reverse
+
+    result: list[Placement] = []
+    for index, item in enumerate(timeline.items):
+        start, length = sched.start_s(index), sched.duration_s(index)
+        if not isinstance(item, Segment) or item.kind != "clip":
+            result.append(Placement(start, length, "ground"))
+            continue
+        by_hand = audio.clips.get(item.video_uuid or "")
+        windows: tuple[tuple[float, float], ...] = ()
+        if item.freefall is not None:
+            slow = _segment_windows(item)
+            a = to_output(item.freefall[0] - item.start, slow)
+            b = to_output(item.freefall[1] - item.start, slow)
+            windows = ((start + a, start + b),)
+        result.append(Placement(start, length, by_hand.phase if by_hand else None, windows))
+    return result
+
+
+async def prepare_audio(
+    timeline: Timeline,
+    sched: Schedule,
+    audio: ResolvedAudio,
+    music_files: Mapping[str, tuple[Path, MediaInfo]],
+    cache: LoudnessCache,
+) -> AudioPrep:
+    """Measure (or read from the cache) every source, then plan the music and the levels.
+
+    ``music_files``: asset uuid → (file, probe) for :attr:`ResolvedAudio.asset_uuids`.
+    The measurements are the only I/O; the plan and the levels are pure.
+    """
+    from ..timeline import Segment
+
+    durations = {uuid: info.duration or 0.0 for uuid, (_, info) in music_files.items()}
+    plan = plan_music(placements(timeline, sched, audio), sched.total_s, audio, durations)
+    parts: list[CameraPart] = []
+    for index, item in enumerate(timeline.items):
+        loudness = None
+        if isinstance(item, Segment) and item.info.audio is not None and audio.keep_camera:
+            loudness = await cache.get(item.path, stereo_chain(item.info.audio.channels))
+        fade_in = sched.overlap_s(index - 1) if index > 0 else 0.0
+        fade_out = sched.overlap_s(index) if index < len(sched.overlaps) else 0.0
+        source_start = item.start if isinstance(item, Segment) else 0.0
+        source_length = item.duration if isinstance(item, Segment) else item.output_seconds
+        parts.append(CameraPart(loudness, source_start, source_length, sched.start_s(index),
+                                sched.duration_s(index), fade_in, fade_out))  # fmt: skip
+    music: dict[str, SourceLoudness] = {}
+    channels: dict[str, int | None] = {}
+    for uuid in {cue.asset for cue in plan.cues}:
+        path, info = music_files[uuid]
+        channels[uuid] = info.audio.channels if info.audio is not None else None
+        music[uuid] = await cache.get(path, stereo_chain(channels[uuid]))
+    levels = plan_levels(parts, plan, music, audio)
+    tracks = {uuid: Track(music_files[uuid][0], channels[uuid], levels.music_gain_db[uuid])
+              for uuid in music}  # fmt: skip
+    return AudioPrep(audio, plan, levels, tracks)

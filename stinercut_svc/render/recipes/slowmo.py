@@ -216,3 +216,14 @@ def slow_motion_audio(
     if len(parts) == 1:
         return parts[0]
     return g.filter("concat", *parts, n=len(parts), v=0, a=1)
+
+
+def to_output(t: float, windows: Sequence[SlowWindow]) -> float:
+    """Segment seconds → seconds after the segment's output start (windows stretched)."""
+    shift = 0.0
+    for window in windows:
+        if t >= window.end:
+            shift += window.extra
+        elif t > window.start:
+            shift += (t - window.start) * (1 / window.speed - 1)
+    return t + shift
