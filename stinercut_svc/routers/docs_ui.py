@@ -115,8 +115,8 @@ def _convert(node: Any) -> Any:
         return [_convert(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {key: _convert(value) for key, value in node.items()}
-    for key in ("anyOf", "oneOf"):
+    out = dict(node)
+    for key in ("anyOf", "oneOf"):  # before the options themselves are converted
         options = out.get(key)
         if isinstance(options, list) and {"type": "null"} in options:
             rest = [option for option in options if option != {"type": "null"}]
@@ -128,13 +128,15 @@ def _convert(node: Any) -> Any:
                 out = {**rest[0], **out}
             elif rest:
                 out[key] = rest
+    out = {key: _convert(value) for key, value in out.items()}
     kind = out.get("type")
     if isinstance(kind, list):
         kinds = [k for k in kind if k != "null"]
         if len(kinds) < len(kind):
             out["nullable"] = True
-        out["type"] = kinds[0] if len(kinds) == 1 else kinds
-        if len(kinds) != 1:
+        if len(kinds) == 1:
+            out["type"] = kinds[0]
+        else:  # several types: 3.0 has no way to say it; leave the schema open
             del out["type"]
     elif kind == "null":
         del out["type"]
