@@ -43,6 +43,14 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from .auth.errors import AuthError, InsufficientRole
 from .database import describe_error, is_outage
 from .media.runner import ToolMissingError
+from .services.imports import (
+    BatchFinished,
+    BatchNotFound,
+    ImportPathInvalid,
+    ImportPathRefused,
+    ImportsDisabled,
+    ImportsError,
+)
 from .webhooks.targets import CallbackUrlError
 
 log = logging.getLogger(__name__)
@@ -64,6 +72,15 @@ _HTTP_CODES = {
     503: "unavailable",
     504: "gateway_timeout",
     507: "insufficient_storage",
+}
+
+#: Import refusals (services/imports.py) → (status, code).
+_IMPORTS_ERRORS: dict[type[ImportsError], tuple[int, str]] = {
+    ImportsDisabled: (409, "imports_disabled"),
+    ImportPathRefused: (403, "path_not_allowed"),
+    ImportPathInvalid: (422, "invalid_path"),
+    BatchNotFound: (404, "not_found"),
+    BatchFinished: (409, "import_finished"),
 }
 
 #: Seconds a client is told to wait (``Retry-After``) while the database is down.
@@ -255,6 +272,11 @@ def install_error_handlers(app: Quart) -> None:
         return error_response(
             401, error.message, code=error.code, headers={"WWW-Authenticate": "Bearer"}
         )
+
+    @app.errorhandler(ImportsError)
+    async def _imports_error(error: ImportsError) -> Response:
+        status, code = _IMPORTS_ERRORS.get(type(error), (422, "invalid_import"))
+        return error_response(status, error.message, code=code, details=error.details)
 
     @app.errorhandler(ToolMissingError)
     async def _tool_missing(error: ToolMissingError) -> Response:

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import attrs
 
-SUBFOLDERS = ("uploads", "temp", "output", "thumbnails")
+SUBFOLDERS = ("uploads", "temp", "output", "thumbnails", "input")
 #: Longest file or folder name (bytes) on Linux filesystems (ext4, xfs, tmpfs: NAME_MAX).
 NAME_MAX_BYTES = 255
 #: Longest relative path accepted (PATH_MAX is 4096 including the root's own length).
@@ -44,6 +44,12 @@ class Storage:
     @property
     def thumbnails(self) -> Path:
         return self.root / "thumbnails"
+
+    @property
+    def input(self) -> Path:
+        """Imported camera files, one folder per import batch (``input/<batch uuid>/``),
+        the layout the detector's copies use too."""
+        return self.root / "input"
 
     def ensure_layout(self) -> None:
         for name in SUBFOLDERS:

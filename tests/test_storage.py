@@ -18,7 +18,8 @@ def storage(tmp_path: Path) -> Storage:
 
 
 def test_layout_has_the_four_folders(storage: Storage) -> None:
-    assert sorted(p.name for p in storage.root.iterdir()) == ["output", "temp", "thumbnails", "uploads"]
+    names = sorted(p.name for p in storage.root.iterdir())
+    assert names == ["input", "output", "temp", "thumbnails", "uploads"]
 
 
 def test_relative_paths_resolve_inside(storage: Storage) -> None:

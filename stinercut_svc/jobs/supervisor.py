@@ -390,7 +390,9 @@ class Supervisor:
 
     # --- hub --------------------------------------------------------------------
 
-    async def publish(self, command: str, data: dict[str, Any], *, target: str = "frontend") -> None:
+    async def publish(
+        self, command: str, data: dict[str, Any], *, target: str = "frontend"
+    ) -> None:
         """Best effort, bounded: a missing or slow hub never stalls or fails a job."""
         hub = getattr(self.app, "hub", None)
         if hub is None:
@@ -419,4 +421,3 @@ __all__ = [
     "kinds",
     "status_message",
 ]
-

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
@@ -72,6 +74,17 @@ class BatchStatus(enum.StrEnum):
     NEEDS_MANUAL = "needs_manual"
     ERROR = "error"
     CANCELLED = "cancelled"  # added: batches are cancellable
+
+
+#: Batch states in which an instance is working on the batch (claimed, heartbeating).
+ACTIVE_BATCH = (BatchStatus.COPYING, BatchStatus.ANALYZING)
+
+
+class SourceKind(enum.StrEnum):
+    """Where a batch's files come from (``import_batch.source_kind``, migration 0006)."""
+
+    CARD = "card"  # a folder (card, share) the service copies from: ``mount_path``
+    INPUT = "input"  # already in ``input/<uuid>/`` of the storage (the detector copied)
 
 
 class ResolutionType(enum.StrEnum):
@@ -154,6 +167,19 @@ class ImportBatch(Base):
     total_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     skipped_files: Mapped[int | None] = mapped_column(Integer, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Added by migration 0006 (import batches as supervised work):
+    source_kind: Mapped[SourceKind | None] = mapped_column(
+        StrEnumType(SourceKind, 20), nullable=True
+    )
+    claimed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    interruptions: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
+    )
+    cancel_requested: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
     files: Mapped[list[VideoFile]] = relationship(
         back_populates="batch", cascade="all, delete-orphan", passive_deletes=True
@@ -184,6 +210,10 @@ class ImportBatch(Base):
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "finished_at": isoformat(self.finished_at),
+            "source_kind": None if self.source_kind is None else self.source_kind.value,
+            "started_at": isoformat(self.started_at),
+            "interruptions": self.interruptions,
+            "cancel_requested": self.cancel_requested,
         }
 
 
