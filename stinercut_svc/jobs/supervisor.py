@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import attrs
 import trio
 
+from ..logs import bind_job
+from ..metrics import ServiceMetrics, metrics_of
 from . import queue
 from .render import TEMP_MARKER, RenderHandler, status_message
 
@@ -162,6 +164,11 @@ class Services:
     @property
     def timing(self) -> Timing:
         return self._supervisor.timing
+
+    @property
+    def metrics(self) -> ServiceMetrics | None:
+        """The app's metrics (``None`` when off); installed after the supervisor is built."""
+        return metrics_of(self._supervisor.app)
 
     async def publish(self, command: str, data: dict[str, Any], target: str = "frontend") -> None:
         await self._supervisor.publish(command, data, target=target)
@@ -362,6 +369,8 @@ class Supervisor:
     # --- one job --------------------------------------------------------------
 
     async def _run_job(self, job: RunningJob, handler: Handler) -> None:
+        # Every log line of this task (and the tasks it starts) carries the job's id.
+        bind_job(job.ref.uuid)
         try:
             try:
                 with job.scope:
