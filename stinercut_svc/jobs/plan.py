@@ -27,6 +27,7 @@ from pathlib import Path
 
 import attrs
 
+from ..media.filtergraph import Graph
 from ..media.probe import MediaInfo
 from ..models.job import RenderPath
 from ..render.compile import compile_timeline
@@ -274,11 +275,7 @@ def build_plan(
     if reason is None:
         duration = sum(s.duration for s in inputs.segments)
         listing = concat_listing([s.source.path for s in clips])
-        args = (
-            "-f", "concat", "-safe", "0", "-i", str(concat_list_path),
-            "-map", "0:v:0", "-map", "0:a:0", "-c", "copy",
-            "-movflags", "+faststart", "-f", "mp4", "-y", str(output),
-        )  # fmt: skip
+        args = tuple(fastpath_args(clips, concat_list_path, output))
         return RenderPlan(
             args, RenderPath.FASTPATH, duration, width, height, fps, concat_list=listing
         )
@@ -377,6 +374,36 @@ def _edition(
     spec = OutputSpec(edition.name, path, w, h, tuple(args), AUDIO_ARGS,
                       ("-movflags", "+faststart", "-f", "mp4", "-y"))  # fmt: skip
     return Edition(edition.name, path, w, h, codec), spec
+
+
+def fastpath_args(clips: Sequence[Segment], concat_list_path: Path, output: Path) -> list[str]:
+    """Video copied through the concat demuxer; the sound decoded per clip and re-encoded.
+
+    Copying AAC across joins is not exact: every file starts with its
+    encoder's priming samples (1024, 21 ms), which a player skips once per
+    file, but a concatenated stream plays at every join, and the concat demuxer
+    places each file's picture after the previous file's *container* duration.
+    Over ten camera clips the sound ends up a quarter of a second late. So
+    each clip's sound is decoded on its own (priming skipped) and padded or cut
+    to exactly the span the demuxer gives its picture; audio is cheap to
+    encode, the picture, where the time goes, is still copied.
+    """
+    g = Graph()
+    g.input(concat_list_path, "v", options=["-f", "concat", "-safe", "0"])
+    sounds = []
+    for seg in clips:
+        sound = g.input(seg.source.path, "a")
+        sound = g.filter("aresample", sound, sample_rate=AUDIO_RATE)
+        sound = g.filter("aformat", sound, sample_fmts="fltp", sample_rates=AUDIO_RATE,
+                         channel_layouts="stereo")  # fmt: skip
+        sound = g.filter("apad", sound)
+        sounds.append(g.filter("atrim", sound, end_sample=round(seg.duration * AUDIO_RATE)))
+    joined = g.filter("concat", *sounds, n=len(sounds), v=0, a=1)
+    picture = g.input_stream(index=0, kind="v", position=0)
+    g.output(output, picture, joined,
+             options=["-c:v", "copy", *AUDIO_ARGS, "-movflags", "+faststart", "-f", "mp4",
+                      "-y"])  # fmt: skip
+    return g.compile()
 
 
 def output_size(options: ResolvedOptions, first: MediaInfo) -> tuple[int, int]:

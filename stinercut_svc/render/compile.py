@@ -159,9 +159,10 @@ def _join(
         first = run[0]
         overlap = plan.overlaps[first - 1]
         nv, na = run_streams(run)
-        # xfade wants equal time bases and frame rates; concat's output has neither.
-        video = g.filter("fps", video, fps=plan.fps)
-        nv = g.filter("fps", nv, fps=plan.fps)
+        # xfade wants equal time bases on its inputs; concat outputs microseconds.
+        # (``settb``, not ``fps``: fps at a trimmed EOF can emit one frame more.)
+        video = g.filter("settb", video, expr=1 / plan.fps)
+        nv = g.filter("settb", nv, expr=1 / plan.fps)
         video = g.filter("xfade", video, nv, transition=names[first - 1],
                          duration=plan.seconds(overlap), offset=plan.start_s(first))  # fmt: skip
         sound = g.filter("acrossfade", sound, na, ns=plan.samples(overlap))
