@@ -203,7 +203,11 @@ def _atempo_chain(g: Graph, stream: Stream, speed: float) -> Stream:
 def slow_motion_audio(
     g: Graph, audio: Stream, *, duration: float, windows: Sequence[SlowWindow]
 ) -> Stream:
-    """A segment's own sound (PTS from 0) with the windows stretched (pitch kept)."""
+    """A segment's own sound (PTS from 0) with the windows stretched (pitch kept).
+
+    Every piece is padded and cut to its exact output length, so the result lasts
+    :func:`output_duration` to the sample.
+    """
     if not windows:
         return audio
     parts: list[Stream] = []
@@ -212,6 +216,10 @@ def slow_motion_audio(
         part = g.filter("asetpts", part, expr="PTS-STARTPTS")
         if speed < 1:
             part = _atempo_chain(g, part, speed)
+        # Exactly as long as its picture (atempo's output is a few ms off; a source
+        # whose sound ends early is padded), so what follows stays in sync.
+        part = g.filter("apad", part)
+        part = g.filter("atrim", part, end=round((end - start) / speed, 6))
         parts.append(part)
     if len(parts) == 1:
         return parts[0]
