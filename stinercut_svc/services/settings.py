@@ -6,20 +6,35 @@ number (64-bit, not a boolean), ``boolean`` true/false, ``string`` a string,
 has ``options`` (a JSON list, of plain values or of ``{"value": …}`` objects),
 the value must be one of them. Rows are created by the frontend or by the
 service's start-up defaults; ``PUT`` never creates a key.
+
+The rows the renderer reads (``render.*``, ``video.*``) are checked further,
+with the renderer's own parser (:func:`~stinercut_svc.jobs.options.setting_overrides`),
+so ``PUT`` refuses with 422 what a render would otherwise skip later
+(``"loud"`` as the music volume). The numeric ones the frontend's table keeps
+as text (``render.music_volume`` = ``"0.8"``) also take a JSON number, stored in
+the same text form: ``0.5`` is a number wherever a number is meant.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
+from ..jobs.options import MAX_CONCURRENT_KEY, MUSIC_FADE_KEY, SETTING_KEYS, setting_overrides
 from ..models import Setting, SettingType
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Text rows that hold a number (see the module docstring).
+NUMERIC_TEXT_KEYS = frozenset(
+    {"render.watermark_scale", "render.music_volume", MUSIC_FADE_KEY, "render.output_fps"}
+)
+#: ``render.max_concurrent_jobs``: renders at the same time per instance.
+MAX_CONCURRENT_RANGE = (1, 64)
 
 
 def find_setting(session: Session, key: str) -> Setting:
@@ -66,6 +81,10 @@ def stored_form(setting: Setting, value: Any) -> str:
         if not isinstance(value, bool):
             raise _wrong(f"setting {setting.key!r} is a boolean; got {_json_type(value)}")
         text = "true" if value else "false"
+    elif kind is SettingType.STRING and setting.key in NUMERIC_TEXT_KEYS and _is_number(value):
+        if not math.isfinite(value):
+            raise _wrong(f"setting {setting.key!r}: numbers must be finite")
+        text = repr(float(value)) if isinstance(value, float) else str(value)
     elif kind is SettingType.STRING:
         if not isinstance(value, str):
             raise _wrong(f"setting {setting.key!r} is a string; got {_json_type(value)}")
@@ -80,7 +99,28 @@ def stored_form(setting: Setting, value: Any) -> str:
         except ValueError:
             raise _wrong(f"setting {setting.key!r}: numbers must be finite") from None
     _check_options(setting, value)
+    _check_render_value(setting, text)
     return text
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_render_value(setting: Setting, text: str) -> None:
+    """A row the renderer reads must hold a value the renderer can use."""
+    if setting.key == MAX_CONCURRENT_KEY:
+        low, high = MAX_CONCURRENT_RANGE
+        if not low <= int(text) <= high:
+            raise _wrong(f"setting {setting.key!r} must be between {low} and {high}")
+        return
+    if setting.key not in SETTING_KEYS and setting.key != MUSIC_FADE_KEY:
+        return
+    typed: Any = int(text) if setting.type is SettingType.INTEGER else text
+    _, ignored = setting_overrides({setting.key: typed})
+    if setting.key in ignored:
+        hint = f" ({setting.description})" if setting.description else ""
+        raise _wrong(f"setting {setting.key!r}: {text[:60]!r} is not a usable value{hint}")
 
 
 def _check_options(setting: Setting, value: Any) -> None:
