@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,7 @@ from ...media.loudness import (
 )
 from ...media.probe import MediaInfo
 from ..music import MusicPlan, Placement, ResolvedAudio, plan_music
-from .slowmo import SlowWindow, to_output
+from .slowmo import SlowWindow, slow_motion, slow_motion_audio, to_output
 
 if TYPE_CHECKING:
     from ..timeline import Schedule, Segment, Timeline
@@ -378,12 +379,26 @@ def plan_levels(
     return Levels(tuple(camera_gains), music_gains, gain, round(predicted, 2))
 
 
-# --- preparation: timeline → plan, levels, tracks (async: measures sources once) -------------
+# --- the compiler's side: setup on the timeline, plan at compile time, three hooks ---------
+
+
+@attrs.frozen(eq=False)
+class AudioSetup:
+    """What a timeline carries for its sound (``Timeline.audio``), all of it known
+    before compiling: the resolved options, the music files, every source's
+    measured loudness (:func:`measure_sources`), and how slow motion makes frames."""
+
+    audio: ResolvedAudio
+    #: asset uuid → (file, probe) for every music track the options name.
+    music: Mapping[str, tuple[Path, MediaInfo]] = attrs.field(factory=dict)
+    #: file → measurement, for every clip/intro/outro with sound and every track.
+    loudness: Mapping[Path, SourceLoudness] = attrs.field(factory=dict)
+    interpolation: str = "mci"
 
 
 @attrs.frozen
 class AudioPrep:
-    """Everything the compiler needs for the sound of one render."""
+    """Everything the compiler needs for the sound of one render (pure, from the setup)."""
 
     audio: ResolvedAudio
     plan: MusicPlan
@@ -395,13 +410,14 @@ class AudioPrep:
         return self.levels.camera_gain_db[index]
 
 
-def _segment_windows(item: Segment) -> tuple[SlowWindow, ...]:
+def segment_windows(item: Segment) -> tuple[SlowWindow, ...]:
+    """A segment's slow-motion windows (the timeline stores them untyped)."""
     return tuple(w for w in item.slow_motion if isinstance(w, SlowWindow))
 
 
 def placements(timeline: Timeline, sched: Schedule, audio: ResolvedAudio) -> list[Placement]:
     """The timeline's items as the music plan sees them (start times from the schedule)."""
-    from ..timeline import Segment  # render-core's module imports recipes, not the reverse
+    from ..timeline import Segment  # the timeline's package imports recipes, not the reverse
 
     result: list[Placement] = []
     for index, item in enumerate(timeline.items):
@@ -412,7 +428,7 @@ def placements(timeline: Timeline, sched: Schedule, audio: ResolvedAudio) -> lis
         by_hand = audio.clips.get(item.video_uuid or "")
         windows: tuple[tuple[float, float], ...] = ()
         if item.freefall is not None:
-            slow = _segment_windows(item)
+            slow = segment_windows(item)
             a = to_output(item.freefall[0] - item.start, slow)
             b = to_output(item.freefall[1] - item.start, slow)
             windows = ((start + a, start + b),)
@@ -420,27 +436,18 @@ def placements(timeline: Timeline, sched: Schedule, audio: ResolvedAudio) -> lis
     return result
 
 
-async def prepare_audio(
-    timeline: Timeline,
-    sched: Schedule,
-    audio: ResolvedAudio,
-    music_files: Mapping[str, tuple[Path, MediaInfo]],
-    cache: LoudnessCache,
-) -> AudioPrep:
-    """Measure (or read from the cache) every source, then plan the music and the levels.
-
-    ``music_files``: asset uuid → (file, probe) for :attr:`ResolvedAudio.asset_uuids`.
-    The measurements are the only I/O; the plan and the levels are pure.
-    """
+def audio_prep(timeline: Timeline, sched: Schedule, setup: AudioSetup) -> AudioPrep:
+    """The music plan and every gain for ``timeline`` (pure: the measurements are in ``setup``)."""
     from ..timeline import Segment
 
-    durations = {uuid: info.duration or 0.0 for uuid, (_, info) in music_files.items()}
+    audio = setup.audio
+    durations = {uuid: info.duration or 0.0 for uuid, (_, info) in setup.music.items()}
     plan = plan_music(placements(timeline, sched, audio), sched.total_s, audio, durations)
     parts: list[CameraPart] = []
     for index, item in enumerate(timeline.items):
         loudness = None
         if isinstance(item, Segment) and item.info.audio is not None and audio.keep_camera:
-            loudness = await cache.get(item.path, stereo_chain(item.info.audio.channels))
+            loudness = setup.loudness.get(item.path)
         fade_in = sched.overlap_s(index - 1) if index > 0 else 0.0
         fade_out = sched.overlap_s(index) if index < len(sched.overlaps) else 0.0
         source_start = item.start if isinstance(item, Segment) else 0.0
@@ -448,12 +455,65 @@ async def prepare_audio(
         parts.append(CameraPart(loudness, source_start, source_length, sched.start_s(index),
                                 sched.duration_s(index), fade_in, fade_out))  # fmt: skip
     music: dict[str, SourceLoudness] = {}
-    channels: dict[str, int | None] = {}
     for uuid in {cue.asset for cue in plan.cues}:
-        path, info = music_files[uuid]
-        channels[uuid] = info.audio.channels if info.audio is not None else None
-        music[uuid] = await cache.get(path, stereo_chain(channels[uuid]))
+        path = setup.music[uuid][0]
+        music[uuid] = setup.loudness.get(path) or SourceLoudness(np.zeros(0), 0.0)
     levels = plan_levels(parts, plan, music, audio)
-    tracks = {uuid: Track(music_files[uuid][0], channels[uuid], levels.music_gain_db[uuid])
-              for uuid in music}  # fmt: skip
+    tracks = {}
+    for uuid in music:
+        path, info = setup.music[uuid]
+        channels = info.audio.channels if info.audio is not None else None
+        tracks[uuid] = Track(path, channels, levels.music_gain_db[uuid])
     return AudioPrep(audio, plan, levels, tracks)
+
+
+async def measure_sources(
+    cache: LoudnessCache, sources: Sequence[tuple[Path, MediaInfo]]
+) -> dict[Path, SourceLoudness]:
+    """Every source with sound measured (or read from the cache), one after another.
+
+    Sequential on purpose: each measurement is a decode at full speed, and renders
+    already run in parallel; a second render of the same files measures nothing.
+    """
+    found: dict[Path, SourceLoudness] = {}
+    for path, info in sources:
+        if info.audio is None or path in found:
+            continue
+        found[path] = await cache.get(path, stereo_chain(info.audio.channels))
+    return found
+
+
+def segment_picture(
+    g: Graph, video: Stream, item: Segment, *, fps: Fraction, interpolation: str = "mci"
+) -> Stream:
+    """Compiler hook, per segment picture (PTS from 0, before exact frames): slow motion."""
+    windows = segment_windows(item)
+    if not windows:
+        return video
+    assert item.info.video is not None
+    source_fps = Fraction(item.info.video.fps_rational) if item.info.video.fps_rational else None
+    return slow_motion(g, video, duration=item.duration, windows=windows, out_fps=fps,
+                       source_fps=source_fps, interpolation=interpolation)  # type: ignore[arg-type]  # fmt: skip
+
+
+def segment_sound(g: Graph, sound: Stream, item: Segment, gain_db: float) -> Stream:
+    """Compiler hook, per segment sound (PTS from 0): slow motion, then :func:`camera_audio`."""
+    windows = segment_windows(item)
+    if windows:
+        sound = slow_motion_audio(g, sound, duration=item.duration, windows=windows)
+    assert item.info.audio is not None
+    return camera_audio(g, sound, channels=item.info.audio.channels, gain_db=gain_db)
+
+
+def programme_sound(g: Graph, joined: Stream | None, prep: AudioPrep) -> Stream:
+    """Compiler hook after the join: music bed, freefall lowering, ducking, loudness, limiter.
+
+    ``joined`` is the programme's own sound (``None`` when the music replaces it).
+    """
+    bed = music_bed(g, prep.plan, prep.tracks)
+    mix = programme(g, joined if prep.audio.keep_camera else None, bed, prep.plan, prep.audio)
+    if mix is None:
+        mix = g.filter("anullsrc", out_kind="a", r=AUDIO_RATE, cl="stereo")
+        mix = g.filter("atrim", mix, end=prep.plan.total_s)
+    return finish(g, mix, gain_db=prep.levels.programme_gain_db,
+                  true_peak_dbtp=prep.audio.true_peak_dbtp)  # fmt: skip
