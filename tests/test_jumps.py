@@ -33,20 +33,13 @@ def _qr_rec(key: str, code: str) -> Rec:
 
 
 def _jump_rec(key: str) -> Rec:
-    return Rec(
-        key,
-        [
-            Chapter(
-                200.0,
-                [
-                    (Phase.FLIGHT, 0.0, 60.0),
-                    (Phase.FREEFALL, 60.0, 100.0),
-                    (Phase.CANOPY, 100.0, 150.0),
-                    (Phase.GROUND_AFTER, 150.0, 200.0),
-                ],
-            )
-        ],
-    )
+    phases = [
+        (Phase.FLIGHT, 0.0, 60.0),
+        (Phase.FREEFALL, 60.0, 100.0),
+        (Phase.CANOPY, 100.0, 150.0),
+        (Phase.GROUND_AFTER, 150.0, 200.0),
+    ]
+    return Rec(key, [Chapter(200.0, phases)], thumbnail=f"JPEG of {key}".encode())
 
 
 def _card(known_id: int) -> list[JumpSpec]:
@@ -330,7 +323,7 @@ async def test_bad_input_is_answered_4xx(app: StinercutApp, http: httpx.AsyncCli
         error = _error(
             await http.post(f"/api/jumps/{known_jump}/split", json={"at_recording": at}),
             422,
-            "invalid_split" if at != -1 else "invalid_split",
+            "invalid_split",
         )
         assert error["details"]["field"] == "at_recording"
     _error(
@@ -492,3 +485,19 @@ async def test_customer_deleted_by_the_frontend(app: StinercutApp, http: httpx.A
     )
     assert body["jumps"][0]["state"] == "resolved"
     assert len(await _timeline(app, seeded["other"])) == 2
+
+
+async def test_timeline_rows_get_their_recording_thumbnail(
+    app: StinercutApp, http: httpx.AsyncClient
+) -> None:
+    seeded = await _seed(app)
+    await service.apply_resolved(app, seeded["batch"])
+    qr_row, jump_row = _ok(await http.get(f"/api/projects/{KNOWN}"))["videos"]
+    picture = await http.get(f"/api/videos/{jump_row['uuid']}/thumbnail")
+    assert (picture.status_code, picture.content) == (200, b"JPEG of GH:0003")
+    # the QR recording has none: the clip answers like any clip without a thumbnail
+    _error(await http.get(f"/api/videos/{qr_row['uuid']}/thumbnail"), 404, "file_missing")
+    # taken off the timeline: row and picture go
+    _ok(await http.post(f"/api/jumps/{seeded['jumps'][1]}/assign", json={"project_uuid": None}))
+    assert not (app.storage.thumbnails / f"{jump_row['uuid']}.jpg").exists()
+    _error(await http.get(f"/api/videos/{jump_row['uuid']}"), 404, "not_found")

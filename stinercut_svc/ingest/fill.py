@@ -117,6 +117,11 @@ class FillOutcome:
     updated: int = 0
     moved: int = 0
     removed: int = 0
+    #: ``(video uuid, JPEG)`` for rows on the timeline whose recording has a thumbnail:
+    #: the caller writes the ones missing as ``thumbnails/<video uuid>.jpg``.
+    thumbnails: tuple[tuple[str, bytes], ...] = attrs.field(default=(), repr=False)
+    #: Uuids of rows taken off a timeline (their thumbnail files go).
+    dropped: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -347,9 +352,11 @@ def fill_jump(
 
     # Where the jump's block goes: where its first row already is on the target.
     anchors = {row.id for row in existing.values() if row.project_id == target}
+    dropped: list[str] = []
     created = updated = moved = removed = 0
     for file_id, row in list(existing.items()):
         if file_id not in wanted:
+            dropped.append(row.uuid)
             session.delete(row)
             del existing[file_id]
             removed += 1
@@ -402,7 +409,27 @@ def fill_jump(
         updated=updated,
         moved=moved,
         removed=removed,
+        thumbnails=_thumbnails(plan, placed, recs),
+        dropped=tuple(dropped),
     )
+
+
+def _thumbnails(
+    plan: Sequence[PlannedClip], placed: Sequence[Video], recs: Sequence[RecordingRows]
+) -> tuple[tuple[str, bytes], ...]:
+    """Each placed row's picture: its file's own thumbnail, else its recording's
+    (the import makes one per recording, on the first chapter)."""
+    per_recording: dict[int, bytes | None] = {}
+    for rec in recs:
+        found = next((c.thumbnail for c in rec.chapters if c.thumbnail), None)
+        for chapter in rec.chapters:
+            per_recording[chapter.id] = found
+    pictures: list[tuple[str, bytes]] = []
+    for clip, row in zip(plan, placed, strict=True):
+        picture = clip.file.thumbnail or per_recording.get(clip.file.id)
+        if picture:
+            pictures.append((row.uuid, picture))
+    return tuple(pictures)
 
 
 def _freefall_from_jump(jump: Jump) -> tuple[str, Window] | None:

@@ -145,6 +145,7 @@ async def list_jumps(uuid: str) -> Response:
 @document_response(JumpOut)
 @errors(400, 404)
 async def get_jump(uuid: str) -> Response:
+    """One jump: verdict, customer, freefall, and its recordings with their files."""
     key = parse_uuid(uuid)
     return json_response(await current().db.run(lambda s: service.jump_detail(s, key)))
 

@@ -29,12 +29,14 @@ async ones at the bottom are what routes and the import pipeline call.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+import trio
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -53,6 +55,7 @@ from ..ingest.fill import (
 from ..ingest.resolve import JumpState
 from ..models import Project, isoformat, utcnow
 from ..models.ingest import ImportBatch, Jump, VideoFile, VideoFileSegment
+from .cleanup import thumbnail_path
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -565,7 +568,35 @@ async def start_render(app: StinercutApp, project_uuid: str) -> RenderStart:
     return RenderStart(project_uuid, view["uuid"], None)
 
 
+async def sync_thumbnails(app: StinercutApp, outcomes: Sequence[FillOutcome]) -> None:
+    """Give new timeline rows their recording's thumbnail (``thumbnails/<uuid>.jpg``,
+    what ``GET /api/videos/{uuid}/thumbnail`` serves) and drop those of removed rows.
+
+    Best effort after the rows are committed: a full disk costs a picture, never
+    the assignment.
+    """
+    storage = app.storage
+
+    def work() -> None:
+        for outcome in outcomes:
+            for uuid in outcome.dropped:
+                thumbnail_path(storage, uuid).unlink(missing_ok=True)
+            for uuid, jpeg in outcome.thumbnails:
+                path = thumbnail_path(storage, uuid)
+                if path.exists():
+                    continue
+                partial_path = path.with_name(f".{path.name}.partial")
+                partial_path.write_bytes(jpeg)
+                os.replace(partial_path, path)
+
+    try:
+        await trio.to_thread.run_sync(work)
+    except OSError as exc:
+        log.warning("timeline thumbnails of an ingest fill not written: %s", exc)
+
+
 async def _run_change(app: StinercutApp, change: Change) -> dict[str, Any]:
+    await sync_thumbnails(app, change.fills)
     renders: list[RenderStart] = []
     if app.settings.ingest_auto_render:
         for project_uuid in change.render:
@@ -617,6 +648,7 @@ async def apply_resolved(app: StinercutApp, batch_uuid: str) -> list[FillOutcome
     """
     cfg = fill_config(app.settings)
     settled = await app.db.run(partial(fill_batch, batch_uuid=batch_uuid, cfg=cfg))
+    await sync_thumbnails(app, [o for o, _ in settled])
     if app.settings.ingest_auto_render:
         projects = dict.fromkeys(o.project_uuid for o, go in settled if go and o.project_uuid)
         for project_uuid in projects:

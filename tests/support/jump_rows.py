@@ -38,6 +38,8 @@ class Rec:
     key: str
     chapters: Sequence[Chapter]
     qr: str | None = None
+    #: the recording's thumbnail (stored on its first chapter, as the import does)
+    thumbnail: bytes | None = None
 
 
 @attrs.frozen
@@ -92,6 +94,7 @@ def add_batch(session: Session, jumps: Sequence[JumpSpec]) -> ImportBatch:
                     chapter=number,
                     qr_content=None if rec.qr is None or number > 1 else f"Stinercut: {rec.qr}",
                     detected_project_uuid=None if number > 1 else rec.qr,
+                    thumbnail=rec.thumbnail if number == 1 else None,
                 )
                 session.add(file)
                 session.flush()
