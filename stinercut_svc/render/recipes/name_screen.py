@@ -48,20 +48,50 @@ def name_screen(
     fps: Fraction,
     background: Stream | None,
 ) -> Stream:
-    """The animated name screen; ``background`` must be ``prepared``'s size (or ``None``)."""
+    """The animated name screen over ``background`` (a still of ``prepared``'s size).
+
+    Only the first frame of ``background`` is used (:func:`blurred_still` makes
+    one). The background and the static layers at the bottom of the stack are
+    composed **once**, on that single frame, and the result is repeated; only
+    the layers above the first animated one are overlaid per frame.
+    """
     frames = frame_count(prepared.duration, fps)
     size = f"{prepared.width}x{prepared.height}"
     if background is None:
         base = g.filter("color", out_kind="v", c="black", s=size, r=fps)
     else:
         base = g.filter("setpts", background, expr="PTS-STARTPTS")
-        base = g.filter("fps", base, fps=fps)
-    base = g.filter("trim", base, end_frame=frames)
+    base = g.filter("trim", base, end_frame=1)
     base = g.filter("format", base, pix_fmts="yuv420p")
-    for layer in prepared.layers:
+    layers = list(prepared.layers)
+    while layers and layers[0].is_static:
+        base = _overlay_static(g, base, layers.pop(0))
+    base = g.filter("loop", base, loop=frames - 1, size=1, start=0)
+    base = _frame_times(g, base, fps)
+    for layer in layers:
         base = _overlay_layer(g, base, layer, fps=fps, frames=frames)
     base = g.filter("setsar", base, r=1)
     return g.filter("format", base, pix_fmts="yuv420p")
+
+
+def _frame_times(g: Graph, video: Stream, fps: Fraction) -> Stream:
+    """Frame n at exactly n/fps: time base 1/fps, pts = n.
+
+    (``setpts=N/FPS/TB`` computes in floating point and truncates: frame 57 at
+    25 fps lands on 56.99999 → pts 56, a duplicate, and a frame goes missing.)
+    """
+    video = g.filter("settb", video, expr=format_number(1 / fps))
+    return g.filter("setpts", video, expr="N")
+
+
+def _overlay_static(g: Graph, base: Stream, layer: RasterLayer) -> Stream:
+    """A static layer on the single background frame (before it is repeated)."""
+    image = g.input(layer.png, "v")
+    image = g.filter("format", image, pix_fmts="rgba")
+    if layer.opacity.final < 1.0:
+        image = g.filter("colorchannelmixer", image, aa=layer.opacity.final)
+    return g.filter("overlay", base, image, x=_position(layer.x), y=_position(layer.y),
+                    eval="init", format="auto")
 
 
 def _overlay_layer(g: Graph, base: Stream, layer: RasterLayer, *, fps: Fraction,
@@ -69,7 +99,7 @@ def _overlay_layer(g: Graph, base: Stream, layer: RasterLayer, *, fps: Fraction,
     image = g.input(layer.png, "v", options=["-framerate", format_number(fps)])
     image = g.filter("format", image, pix_fmts="rgba")
     image = g.filter("loop", image, loop=frames - 1, size=1, start=0)
-    image = g.filter("setpts", image, expr=f"N/({format_number(fps)})/TB")
+    image = _frame_times(g, image, fps)
     if not layer.opacity.is_constant:
         # A unique instance name per layer: sendcmd addresses filters by name.
         target = f"colorchannelmixer@namescreen{g.input_count}"
@@ -105,15 +135,12 @@ def blurred_still(
     at_s: float,
     width: int,
     height: int,
-    fps: Fraction,
-    duration: float,
 ) -> Stream:
     """One frame of ``clip`` at ``at_s``, filling ``width``x``height``, blurred and dimmed.
 
-    Blurred once, then repeated with ``loop``: the cost is one decoded frame and
-    one blur, whatever the duration.
+    One frame: :func:`name_screen` repeats it, so the cost is one decoded frame
+    and one blur, whatever the duration.
     """
-    frames = frame_count(duration, fps)
     options = ["-ss", format_number(max(at_s, 0.0))] if at_s > 0 else []
     still = g.input(clip, "v", options=[*options, "-t", format_number(STILL_READ_S)])
     still = g.filter("trim", still, end_frame=1)
@@ -122,8 +149,6 @@ def blurred_still(
     still = g.filter("gblur", still, sigma=max(2.0, min(width, height) / 40))
     # Dimmed a little so light template art and white names stay readable.
     still = g.filter("eq", still, brightness=-0.12)
-    still = g.filter("loop", still, loop=frames - 1, size=1, start=0)
-    still = g.filter("setpts", still, expr=f"N/({format_number(fps)})/TB")
     return g.filter("setsar", still, r=1)
 
 
@@ -156,8 +181,7 @@ def title_card(
         background = None
         if background_clip is not None:
             clip, at_s = background_clip
-            background = blurred_still(g, clip, at_s=at_s, width=width, height=height, fps=fps,
-                                       duration=prepared.duration)
+            background = blurred_still(g, clip, at_s=at_s, width=width, height=height)
         return name_screen(g, prepared, fps=fps, background=background)
 
     def build_audio(g: Graph) -> Stream:
