@@ -119,6 +119,7 @@ async def test_list_explains_each_jump_and_apply_fills_once(
     seeded = await _seed(app)
     body = _ok(await http.get(f"/api/imports/{seeded['batch']}/jumps"))
     assert (body["resolved"], body["needs_manual"]) == (1, 2)
+    assert body["unplaced_files"] == []
     first, second, third = body["jumps"]
     assert [j["sequence"] for j in body["jumps"]] == [1, 2, 3]
     assert (first["group"], first["state"], first["reasons"]) == (
@@ -501,3 +502,29 @@ async def test_timeline_rows_get_their_recording_thumbnail(
     _ok(await http.post(f"/api/jumps/{seeded['jumps'][1]}/assign", json={"project_uuid": None}))
     assert not (app.storage.thumbnails / f"{jump_row['uuid']}.jpg").exists()
     _error(await http.get(f"/api/videos/{jump_row['uuid']}"), 404, "not_found")
+
+
+async def test_files_in_no_jump_are_listed(app: StinercutApp, http: httpx.AsyncClient) -> None:
+    """A re-run of a batch staff already edited stores new files without a jump."""
+    seeded = await _seed(app)
+
+    def add_loose(session: Session) -> str:
+        batch = session.scalars(
+            select(ImportBatch).where(ImportBatch.uuid == seeded["batch"])
+        ).one()
+        row = VideoFile(
+            import_folder_uuid=batch.uuid,
+            current_folder_uuid=batch.uuid,
+            filepath=f"{batch.uuid}/100GOPRO/GH010099.MP4",
+            original_filename="GH010099.MP4",
+            import_batch_id=batch.id,
+            recording_key="100GOPRO/GH:0099",
+        )
+        session.add(row)
+        session.flush()
+        return row.uuid
+
+    loose = await app.db.run(add_loose)
+    body = _ok(await http.get(f"/api/imports/{seeded['batch']}/jumps"))
+    assert [f["uuid"] for f in body["unplaced_files"]] == [loose]
+    assert sum(len(r["files"]) for j in body["jumps"] for r in j["recordings"]) == 5

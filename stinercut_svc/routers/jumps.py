@@ -115,6 +115,10 @@ class JumpListOut(BaseModel):
     resolved: int
     needs_manual: int
     jumps: list[JumpOut]
+    unplaced_files: list[FileOut] = Field(
+        description="files of the import in no jump (new files of a re-run after staff "
+        "changed the jumps)"
+    )
 
 
 class RenderOut(BaseModel):

@@ -262,12 +262,20 @@ def batch_jumps(session: Session, batch_uuid: str) -> dict[str, Any]:
         select(Jump).where(Jump.import_batch_id == batch.id).order_by(Jump.sequence)
     ).all()
     views = [jump_view(session, j) for j in jumps]
+    # Files in no jump: a re-run of a batch staff already edited adds new files
+    # without regrouping (see ingest/store.py); they are shown, never hidden.
+    loose = session.scalars(
+        select(VideoFile)
+        .where(VideoFile.import_batch_id == batch.id, VideoFile.jump_id.is_(None))
+        .order_by(VideoFile.id)
+    ).all()
     return {
         "import_uuid": batch.uuid,
         "status": batch.status.value,
         "resolved": sum(1 for v in views if v["state"] == JumpState.RESOLVED.value),
         "needs_manual": sum(1 for v in views if v["state"] == JumpState.NEEDS_MANUAL.value),
         "jumps": views,
+        "unplaced_files": [_file_view(f) for f in loose],
     }
 
 
