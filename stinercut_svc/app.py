@@ -38,6 +38,7 @@ from .routers import detectqr as detectqr_routes
 from .routers import fonts as fonts_routes
 from .routers import health
 from .routers import imports as imports_routes
+from .routers import job_outputs as job_outputs_routes
 from .routers import jobs as jobs_routes
 from .routers import jumps as jumps_routes
 from .routers import metrics as metrics_routes
@@ -105,6 +106,7 @@ def create_app(settings: Settings) -> StinercutApp:
     app.register_blueprint(assets_routes.blueprint)
     app.register_blueprint(settings_routes.blueprint)
     app.register_blueprint(jobs_routes.blueprint)
+    app.register_blueprint(job_outputs_routes.blueprint)
     app.register_blueprint(jumps_routes.blueprint)
     app.register_blueprint(imports_routes.blueprint)
     app.register_blueprint(metrics_routes.blueprint)

@@ -40,6 +40,7 @@ from ..storage import UnsafePathError
 from . import owner as owners
 from . import queue
 from .options import resolve, setting_overrides
+from .outputs import EditionFile, finish_with_editions
 from .plan import (
     PlanError,
     RenderInputs,
@@ -310,7 +311,10 @@ class RenderHandler:
         if watermark is not None and watermark.info.video is None:
             raise RenderFailure(f"{watermark.label} is not an image")
         encoders = await video_encoders(self.services.settings.ffmpeg)
-        return RenderInputs(tuple(segments), options, watermark, music, encoders)
+        return RenderInputs(
+            tuple(segments), options, watermark, music, encoders,
+            clip_uuids=tuple(clip.uuid for clip in context.clips),
+        )
 
     def _existing_files(self, wanted: list[tuple[str, str]]) -> list[Path]:
         found = []
@@ -329,19 +333,29 @@ class RenderHandler:
         self, job: RunningJob, produced: Path, plan: RenderPlan, reporter: ProgressReporter
     ) -> None:
         ref = job.ref
-        final = self.services.storage.output / ref.project_uuid / f"{ref.uuid}.mp4"
+        storage = self.services.storage
+        final = storage.output / ref.project_uuid / f"{ref.uuid}.mp4"
+        # Editions first: once the main output is in place recovery calls the job done.
+        editions: list[EditionFile] = []
+        for edition in plan.editions:
+            target = storage.output / ref.project_uuid / f"{ref.uuid}-{edition.name}.mp4"
+            size = await trio.to_thread.run_sync(_move_sized, edition.path, target)
+            editions.append(EditionFile(edition.name, storage.relative(target), edition.width,
+                                        edition.height, edition.codec, size))  # fmt: skip
         await trio.to_thread.run_sync(_move, produced, final)
         job.committing = True
         finish = partial(
-            queue.finish,
+            finish_with_editions,
             job_id=ref.id,
             owner=self.services.owner,
-            status=JobStatus.COMPLETED,
-            output_path=self.services.storage.relative(final),
+            output_path=storage.relative(final),
+            editions=tuple(editions),
         )
         row = await self._record_completion(job, finish)
         if row is None:  # the row went away (project deleted) or was taken over
-            await trio.to_thread.run_sync(partial(final.unlink, missing_ok=True))
+            for path in [final, *(storage.output / ref.project_uuid / f"{ref.uuid}-{e.name}.mp4"
+                                  for e in editions)]:  # fmt: skip
+                await trio.to_thread.run_sync(partial(path.unlink, missing_ok=True))
             job.reason = job.reason or "lost"
             return
         job.finished = True
@@ -501,6 +515,11 @@ def _move(source: Path, target: Path) -> None:
         partial_target = target.with_suffix(".partial")
         shutil.copyfile(source, partial_target)
         os.replace(partial_target, target)
+
+
+def _move_sized(source: Path, target: Path) -> int:
+    _move(source, target)
+    return target.stat().st_size
 
 
 __all__ = ["TEMP_MARKER", "RenderFailure", "RenderHandler", "status_message"]

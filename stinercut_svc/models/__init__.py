@@ -8,6 +8,7 @@ from . import ingest  # noqa: F401  (import_batch, video_file, video_file_segmen
 from .asset import Asset, AssetType
 from .base import Base, isoformat, new_uuid, utcnow
 from .job import Job, JobStatus
+from .job_output import JobOutput
 from .project import Project, ProjectStatus
 from .setting import Setting, SettingType, parse_setting_value
 from .video import Video
@@ -19,6 +20,7 @@ __all__ = [
     "Base",
     "Job",
     "JobStatus",
+    "JobOutput",
     "Project",
     "ProjectStatus",
     "Setting",

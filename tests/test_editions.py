@@ -1,0 +1,150 @@
+"""Editions: several outputs of one render, listed and downloaded over HTTP.
+
+One real render through the API: an intro, a landscape clip whose left half is
+red and right half blue, and a phone clip rotated 90 degrees; a watermark;
+editions ``vertical`` (9:16) and ``preview`` (160 px wide). Checked: every
+file exists with its size; the vertical edition is cropped at the clip's focus
+(focus 0: only the red half), never letterboxed; the rotated clip fills the
+main frame over a blurred copy of itself (no black bars); the watermark is on
+the clips but not on the intro; bad edition options are 422.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from stinercut_svc.context import StinercutApp
+from stinercut_svc.models import Video
+from tests.test_render_helpers import (
+    add_asset,
+    add_project,
+    clip,
+    ffprobe_json,
+    frame_rgb,
+    opaque_png,
+    pixel,
+    start_render,
+    wait_job,
+)
+from tests.test_timeline_helpers import AUDIO_ARGS, VIDEO_ARGS, ffmpeg
+
+
+def _halves(media_dir: Path) -> Path:
+    path = media_dir / "halves-red-blue.mp4"
+    if not path.exists():
+        ffmpeg("-f", "lavfi", "-i", "color=red:s=160x240:r=25:d=1",
+               "-f", "lavfi", "-i", "color=blue:s=160x240:r=25:d=1",
+               "-f", "lavfi", "-i", "sine=frequency=500:sample_rate=48000:duration=1",
+               "-filter_complex", "[0:v][1:v]hstack[v]", "-map", "[v]", "-map", "2:a",
+               *VIDEO_ARGS, *AUDIO_ARGS, str(path))  # fmt: skip
+    return path
+
+
+def _size(path: Path) -> tuple[int, int]:
+    video = next(s for s in ffprobe_json(path)["streams"] if s["codec_type"] == "video")
+    return video["width"], video["height"]
+
+
+async def _video_uuids(app: StinercutApp, project: str) -> list[str]:
+    from stinercut_svc.models import Project
+
+    def load(session) -> list[str]:  # type: ignore[no-untyped-def]
+        pid = session.scalars(select(Project.id).where(Project.uuid == project)).one()
+        return list(session.scalars(select(Video.uuid).where(Video.project_id == pid)
+                                    .order_by(Video.order)))  # fmt: skip
+
+    return await app.db.run(load)
+
+
+def _red(rgb: tuple[int, int, int]) -> bool:
+    return rgb[0] > 200 and rgb[1] < 60 and rgb[2] < 60
+
+
+async def test_one_render_writes_every_edition(
+    app: StinercutApp, client, media_dir: Path, built_in_defaults: None  # type: ignore[no-untyped-def]
+) -> None:
+    intro = await add_asset(app, "intro", clip(media_dir, "black1", seconds=1, size="320x240",
+                                               color_source="color"), "Intro")  # fmt: skip
+    mark = await add_asset(app, "watermark", opaque_png(media_dir), "Logo")
+    rotated = clip(media_dir, "phone-rot90", seconds=1, size="320x240", rotate=90)
+    project = await add_project(app, [_halves(media_dir), rotated])
+    halves_uuid, _ = await _video_uuids(app, project)
+    body: dict[str, Any] = {
+        "intro_asset": intro,
+        "watermark_asset": mark,
+        "watermark_position": "top-right",
+        "watermark_margin": 8,
+        "watermark_scale": 0.2,
+        "clip_focus": {halves_uuid: 0.0},
+        "editions": [
+            {"name": "vertical", "width": 180, "height": 320},
+            {"name": "preview", "width": 160},
+        ],
+        "output": {"preset": "ultrafast", "fps": 25, "width": 320, "height": 240},
+    }
+    job = await start_render(client, project, body)
+    done = await wait_job(app, job["uuid"])
+    assert done["status"] == "completed", done
+    assert done["render_path"] == "reencode"
+
+    listing = await (await client.get(f"/api/jobs/{job['uuid']}/outputs")).get_json()
+    names = [item["name"] for item in listing["items"]]
+    assert names == ["main", "vertical", "preview"]
+    sizes = {i["name"]: (i["width"], i["height"]) for i in listing["items"][1:]}
+    assert sizes == {"vertical": (180, 320), "preview": (160, 120)}
+    assert all(i["size_bytes"] > 0 for i in listing["items"][1:])
+
+    files: dict[str, Path] = {}
+    for item in listing["items"]:
+        response = await client.get(item["download_url"])
+        assert response.status_code == 200 and response.mimetype == "video/mp4"
+        files[item["name"]] = media_dir / f"dl-{job['uuid']}-{item['name']}.mp4"
+        files[item["name"]].write_bytes(await response.get_data())
+    assert _size(files["main"]) == (320, 240)
+    assert _size(files["vertical"]) == (180, 320)
+    assert _size(files["preview"]) == (160, 120)
+    ranged = await client.get(listing["items"][1]["download_url"], headers={"Range": "bytes=0-99"})
+    assert ranged.status_code == 206 and len(await ranged.get_data()) == 100
+
+    # Vertical: the halves clip (1.0-2.0 s) cropped at focus 0 -> red edge to edge.
+    vertical = frame_rgb(files["vertical"], 1.5)
+    for x in (2, 90, 177):
+        assert _red(pixel(vertical, x, 300)), (x, pixel(vertical, x, 300))
+    # Main: the rotated phone clip (2.0-3.0 s) over its blurred copy: no black bars.
+    main_rotated = frame_rgb(files["main"], 2.5)
+    assert sum(pixel(main_rotated, 3, 120)) > 60 and sum(pixel(main_rotated, 316, 200)) > 60
+    # Watermark (red, top-right): on the clips, not on the intro.
+    corner = (320 - 8 - 32, 8 + 8)
+    assert _red(pixel(frame_rgb(files["main"], 1.5), *corner))
+    assert sum(pixel(frame_rgb(files["main"], 0.5), *corner)) < 60
+
+
+async def test_edition_routes_refuse_bad_requests(
+    app: StinercutApp, client, media_dir: Path  # type: ignore[no-untyped-def]
+) -> None:
+    project = await add_project(app, [clip(media_dir, "c1s", seconds=1, size="160x120")])
+    for editions in (
+        [{"name": "main"}],
+        [{"name": "v"}, {"name": "v"}],
+        [{"name": "Bad Name"}],
+        [{"name": "odd", "width": 181}],
+        [{"name": f"e{n}"} for n in range(5)],
+        [{"name": "x", "codec": "mpeg2"}],
+    ):
+        response = await client.post(f"/api/projects/{project}/render", json={"editions": editions})
+        assert response.status_code == 422, editions
+        assert (await response.get_json())["error"]
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert (await client.get(f"/api/jobs/{missing}/outputs")).status_code == 404
+    assert (await client.get("/api/jobs/nope/outputs")).status_code == 400
+    job = await start_render(client, project, {"output": {"preset": "ultrafast"}})
+    await wait_job(app, job["uuid"])
+    unknown = await client.get(f"/api/jobs/{job['uuid']}/outputs/vertical/download")
+    assert unknown.status_code == 404
+    bad = await client.get(f"/api/jobs/{job['uuid']}/outputs/..%2Fx/download")
+    assert bad.status_code in (400, 404)
+    listing = await (await client.get(f"/api/jobs/{job['uuid']}/outputs")).get_json()
+    assert [i["name"] for i in listing["items"]] == ["main"]
