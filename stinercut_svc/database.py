@@ -11,6 +11,7 @@ the pool.
 from __future__ import annotations
 
 import logging
+import random
 import sqlite3
 import time
 from collections.abc import Callable
@@ -105,20 +106,31 @@ class Database:
         """Run ``fn(session)`` in a worker thread, inside one transaction.
 
         The transaction commits when ``fn`` returns and rolls back when it raises.
+        A transaction InnoDB chose as a deadlock victim (1213) is run again, up to
+        :data:`DEADLOCK_ATTEMPTS` times: concurrent claims, cancels and heartbeats
+        on the same rows can deadlock under load, and the client asked for nothing
+        that a retry would not give it. ``fn`` must therefore only touch the session.
         Objects stay readable after commit (``expire_on_commit=False``) so the
         caller can serialise them on the trio thread. Cancellation waits for the
         thread: a transaction is never abandoned half-way.
         """
-        try:
-            result = await trio.to_thread.run_sync(
-                partial(self._transaction, fn), limiter=self.limiter
-            )
-        except Exception as exc:
-            if is_outage(exc):
-                self.outage.failed(exc)
-            raise
-        self.outage.succeeded()
-        return result
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                result = await trio.to_thread.run_sync(
+                    partial(self._transaction, fn), limiter=self.limiter
+                )
+            except Exception as exc:
+                if is_deadlock(exc) and attempt < DEADLOCK_ATTEMPTS:
+                    # InnoDB rolled the whole transaction back: running it again is
+                    # what the server asks for, and fn only touches the database.
+                    await trio.sleep(random.uniform(0.005, 0.05) * attempt)
+                    continue
+                if is_outage(exc):
+                    self.outage.failed(exc)
+                raise
+            self.outage.succeeded()
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _transaction(self, fn: Callable[[Session], T]) -> T:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
@@ -149,8 +161,21 @@ class Database:
 #: can't connect (2002, 2003), unknown host (2005), server gone away (2006), lost
 #: connection (2013, 2055), too many connections (1040), server shutting down
 #: (1053), connection killed (1927), client idle-disconnected (4031).
+#: Runs of one transaction chosen as a deadlock victim before the error is answered.
+DEADLOCK_ATTEMPTS = 4
+MYSQL_DEADLOCK = 1213
 MYSQL_CONNECTION_ERRORS = frozenset({1040, 1053, 1927, 2002, 2003, 2005, 2006, 2013, 2055, 4031})
 _SQLITE_OUTAGE_WORDS = ("unable to open database file", "disk i/o error")
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """InnoDB's "Deadlock found when trying to get lock; try restarting transaction"."""
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    return (
+        isinstance(orig, pymysql.err.OperationalError)
+        and bool(orig.args)
+        and orig.args[0] == MYSQL_DEADLOCK
+    )
 
 
 def is_outage(exc: BaseException) -> bool:
