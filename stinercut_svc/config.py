@@ -95,6 +95,8 @@ class Settings:
     webhook_retry_window_s: float = 86400.0
     #: Webhooks: deadline of one delivery attempt
     webhook_timeout_s: float = 10.0
+    #: Share links: the base URL customers reach the service at (unset: the request's)
+    public_base_url: str | None = None
     #: Access control: API tokens required (outside TRUSTED_NETWORKS); off by default
     auth_required: bool = False
     #: Access control: client networks that need no token (the centre's LAN)
@@ -162,6 +164,7 @@ class Settings:
                 env, "WEBHOOK_RETRY_WINDOW_S", 86400.0, low=1.0, high=30 * 86400.0
             ),
             webhook_timeout_s=_float(env, "WEBHOOK_TIMEOUT_S", 10.0, low=0.1, high=300.0),
+            public_base_url=_optional_http_url(env, "PUBLIC_BASE_URL"),
             auth_required=_flag(env, "AUTH_REQUIRED", False),
             trusted_networks=_networks(env, "TRUSTED_NETWORKS"),
             log_format=_log_format(env),
@@ -348,3 +351,8 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
         except ValueError as exc:
             raise ConfigError(f"{name}: {item!r} is not a network in CIDR form ({exc})") from None
     return tuple(networks)
+
+
+def _optional_http_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _get(env, name)
+    return None if raw is None else _http_url(env, name, raw).rstrip("/")

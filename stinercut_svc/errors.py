@@ -51,6 +51,7 @@ from .services.imports import (
     ImportsDisabled,
     ImportsError,
 )
+from .services import shares
 from .webhooks.targets import CallbackUrlError
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,18 @@ def install_error_handlers(app: Quart) -> None:
         if details:
             response.headers["Allow"] = ", ".join(details["allowed"])
         return response
+
+    @app.errorhandler(shares.ShareNotFound)
+    async def _share_not_found(error: shares.ShareNotFound) -> Response:
+        return error_response(404, str(error), code="share_not_found")
+
+    @app.errorhandler(shares.JobNotFound)
+    async def _share_job_not_found(error: shares.JobNotFound) -> Response:
+        return error_response(404, f"job {error} does not exist", code="not_found")
+
+    @app.errorhandler(shares.NotShareable)
+    async def _not_shareable(error: shares.NotShareable) -> Response:
+        return error_response(409, str(error), code="not_shareable")
 
     @app.errorhandler(CallbackUrlError)
     async def _callback_url(error: CallbackUrlError) -> Response:

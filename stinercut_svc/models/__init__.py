@@ -11,6 +11,7 @@ from .job import Job, JobStatus
 from .job_output import JobOutput
 from .project import Project, ProjectStatus
 from .setting import Setting, SettingType, parse_setting_value
+from .share import ShareLink
 from .video import Video
 from .webhook import DeliveryStatus, WebhookDelivery
 
@@ -25,6 +26,7 @@ __all__ = [
     "ProjectStatus",
     "Setting",
     "SettingType",
+    "ShareLink",
     "Video",
     "DeliveryStatus",
     "WebhookDelivery",
