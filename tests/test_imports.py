@@ -285,6 +285,12 @@ async def _scenario(server: Server, roots: Path, customer_id: int, listener: Lis
             "customer_videos": count(session, Video, Video.project_id == customer_id),
         }  # fmt: skip
 
+    async def completed() -> list[dict[str, Any]]:
+        return [d for d in listener.named("videofile:batch_completed") if d["batch_id"] == uuid]
+
+    # batch_completed comes once the resolved jumps have filled their projects.
+    (done,) = await wait_for(completed, "videofile:batch_completed")
+    assert done["status"] == "needs_manual" and done["total"] == 6
     first = await app.db.run(rows)
     assert first["files"] == 6 and len(first["jump_ids"]) == 3 and first["imported"] == 7
     by_file: dict[str, list[tuple[str, float, float]]] = {}
@@ -301,11 +307,6 @@ async def _scenario(server: Server, roots: Path, customer_id: int, listener: Lis
     assert first["customer_videos"] >= 2
 
     # Events, the original's vocabulary plus analysis_progress.
-    async def completed() -> list[dict[str, Any]]:
-        return [d for d in listener.named("videofile:batch_completed") if d["batch_id"] == uuid]
-
-    (done,) = await wait_for(completed, "videofile:batch_completed")
-    assert done["status"] == "needs_manual" and done["total"] == 6
     started = [d for d in listener.named("videofile:analysis_started") if d["batch_id"] == uuid]
     assert started == [{"batch_id": uuid, "total_files": 6, "recordings": 5}]
     analysed = [d for d in listener.named("videofile:file_analyzed") if d["batch_id"] == uuid]
@@ -337,7 +338,7 @@ async def _scenario(server: Server, roots: Path, customer_id: int, listener: Lis
         return (
             body
             if body["status"] in FINISHED
-            and body["source_kind"] == "card"
+            and body["source_kind"] == "input"
             and len(
                 [d for d in listener.named("videofile:batch_completed") if d["batch_id"] == uuid]
             )

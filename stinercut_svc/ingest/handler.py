@@ -326,17 +326,18 @@ class ImportHandler:
                 stored.total_files,
                 stored.resolved_jumps,
             )
-            await self._publish("videofile:batch_completed", stored.event(ref.uuid))
-            await self._publish(
-                "videofile:analysis_completed",
-                {**stored.event(ref.uuid), "jumps": len(analysis.jumps)},
-            )
             await self._status(row)
         try:
             await self.hooks.apply_resolved(ref.uuid)
         except Exception:
             # The batch's rows are stored; filling projects can be redone from them.
             log.exception("import %s: filling the customers' projects failed", ref.uuid)
+        # Last: a client hearing batch_completed finds the customers' projects filled.
+        await self._publish("videofile:batch_completed", stored.event(ref.uuid))
+        await self._publish(
+            "videofile:analysis_completed",
+            {**stored.event(ref.uuid), "jumps": len(analysis.jumps)},
+        )
 
     async def _probe_all(self, folder: Path, relatives: Sequence[str]) -> dict[str, FileFacts]:
         facts: dict[str, FileFacts] = {}

@@ -203,6 +203,8 @@ class Supervisor:
         self.handlers: dict[str, Handler] = {}
         for factory in kinds:
             handler = factory(self.services)
+            if handler.kind in self.handlers:
+                raise ValueError(f"two handlers for the job kind {handler.kind!r}")
             self.handlers[handler.kind] = handler
         self._running: dict[str, RunningJob] = {}
         self._wakeup = trio.Event()
@@ -375,6 +377,12 @@ class Supervisor:
             try:
                 with job.scope:
                     await handler.run(job)
+            except Exception:
+                # A bug in the handler (handlers record their own failures). Its row is
+                # left as it is, for recovery at the next start, and never put back
+                # here: a job that crashes its handler must not run again in a loop.
+                log.exception("%s %s: the handler crashed; row left as is", job.kind, job.ref.uuid)
+                return
             except BaseException:
                 # Not the job's own scope (its own cancellation stops at the `with`,
                 # other errors are the handler's): the app is shutting down.

@@ -172,7 +172,8 @@ def create_batch(
 
     With ``uuid`` (the detector's input folder): an existing batch of that uuid is
     reused — left alone while it is pending or running, otherwise put back to
-    ``pending`` so the folder (which may hold new files) is analysed again.
+    ``pending`` with ``source_kind`` as given, so the folder (which may hold new
+    files: the detector reuses a uuid for a card it saw before) is analysed again.
     """
     if uuid is not None:
         batch = session.scalars(
@@ -180,6 +181,8 @@ def create_batch(
         ).one_or_none()
         if batch is not None:
             if batch.status in FINISHED:
+                # Announced again: analyse what the folder holds now (no copy).
+                batch.source_kind = source_kind
                 batch.status = BatchStatus.PENDING
                 batch.error_message = None
                 batch.finished_at = None
