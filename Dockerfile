@@ -26,11 +26,14 @@ USER stinercut
 
 ENV HOST=0.0.0.0 \
     PORT=8000 \
+    ROLE=all \
     DATA_DIR=/data \
     SHARED_VIDEO_PATH=/shared-videos
 
 EXPOSE 8000
 VOLUME ["/data", "/shared-videos"]
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4).status != 200)"
+# /api/health answers on every ROLE (api, worker, all); 503 (unhealthy) fails the check.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD python -c "import os,sys,urllib.request; u='http://127.0.0.1:%s/api/health' % os.environ.get('PORT','8000'); sys.exit(urllib.request.urlopen(u, timeout=4).status != 200)"
+# ROLE=all (default) | api | worker: see compose.yml and the README's deployment section.
 CMD ["stinercut", "serve"]

@@ -8,6 +8,12 @@ database before this service ever ran:
   stamped as revision ``0001`` (the seed schema) and upgraded from there, keeping
   its rows;
 * database managed by Alembic at an older revision: upgraded in place.
+
+On MySQL the migration runs under a server-side named lock (``GET_LOCK``): the
+API and any number of workers may start at the same moment (a host reboot
+restarts every container together), and MySQL's DDL commits statement by
+statement, so two concurrent migrations would leave a half-built schema. The
+first instance migrates; the others wait, then find the schema at head.
 """
 
 from __future__ import annotations
@@ -21,13 +27,16 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, text
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SEED_REVISION = "0001"
 SEED_TABLES = frozenset({"project", "video", "job", "asset", "setting"})
+#: MySQL named lock held while migrating, and how long another instance waits for it.
+MIGRATION_LOCK = "stinercut:schema-migration"
+MIGRATION_LOCK_WAIT_S = 600
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -50,7 +59,7 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Apply migrations up to ``revision``; return the revision the database is at."""
-    with engine.connect() as conn, _sqlite_foreign_keys_off(conn):
+    with engine.connect() as conn, _migration_lock(conn), _sqlite_foreign_keys_off(conn):
         with conn.begin():
             tables = set(inspect(conn).get_table_names())
             if "alembic_version" not in tables and SEED_TABLES <= tables:
@@ -58,6 +67,30 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
                 command.stamp(alembic_config(conn), SEED_REVISION)
             command.upgrade(alembic_config(conn), revision)
     return current_revision(engine)
+
+
+@contextmanager
+def _migration_lock(conn: Connection) -> Iterator[None]:
+    """Hold :data:`MIGRATION_LOCK` (MySQL) for the block; a no-op on SQLite, where the
+    database file's own write lock serialises migrations."""
+    if conn.dialect.name != "mysql":
+        yield
+        return
+    got = conn.execute(
+        text("SELECT GET_LOCK(:name, :wait)"),
+        {"name": MIGRATION_LOCK, "wait": MIGRATION_LOCK_WAIT_S},
+    ).scalar()
+    conn.commit()  # the lock belongs to the session, not to this transaction
+    if got != 1:
+        raise RuntimeError(
+            f"another instance has been migrating the schema for {MIGRATION_LOCK_WAIT_S} s"
+        )
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MIGRATION_LOCK})
+        conn.commit()
 
 
 @contextmanager

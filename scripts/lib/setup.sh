@@ -72,3 +72,17 @@ ensure_venv() {
         touch "$stamp"
     fi
 }
+
+# The browser test (tests/test_docs_browser.py) drives Debian's Chromium with
+# Playwright (executable_path, no browser download). Where it cannot be
+# installed the test reports itself skipped, except in CI (CI=true), where it fails.
+CHROMIUM=/usr/bin/chromium
+ensure_chromium() {
+    [ -x "$CHROMIUM" ] && return 0
+    if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1; }; then
+        ( apt_install chromium ) || say "WARNING: could not install chromium with apt-get"
+    fi
+    [ -x "$CHROMIUM" ] && return 0
+    [ "${CI:-}" = "true" ] && die "chromium is required in CI ($CHROMIUM): apt-get install chromium"
+    say "WARNING: $CHROMIUM is not available; the browser test will report itself skipped"
+}
