@@ -85,6 +85,8 @@ ROUTE_ROLES: Final[dict[tuple[str, str], Access]] = {
     ("POST", "/api/jobs/<uuid>/cancel"): OPERATOR,
     ("DELETE", "/api/jobs/<uuid>"): ADMIN,
     ("GET", "/api/jobs/<uuid>/output"): VIEWER,
+    ("GET", "/api/jobs/<uuid>/outputs"): VIEWER,
+    ("GET", "/api/jobs/<uuid>/outputs/<name>/download"): VIEWER,
     ("GET", "/api/jobs/<uuid>/webhooks"): VIEWER,
     # share links: creating and listing them is staff's; the link itself (/s/<token>)
     # is what a customer opens, its random token being the permission
@@ -94,7 +96,11 @@ ROUTE_ROLES: Final[dict[tuple[str, str], Access]] = {
     ("GET", "/s/<token>"): OPEN,
     ("GET", "/s/<token>/video"): OPEN,
     ("GET", "/s/<token>/download"): OPEN,
-    # ingest: imported jumps and staff's corrections
+    # ingest: imports (card copies and analysis), their jumps and staff's corrections
+    ("GET", "/api/imports"): VIEWER,
+    ("POST", "/api/imports"): OPERATOR,
+    ("GET", "/api/imports/<uuid>"): VIEWER,
+    ("POST", "/api/imports/<uuid>/cancel"): OPERATOR,
     ("GET", "/api/imports/<uuid>/jumps"): VIEWER,
     ("GET", "/api/jumps/<uuid>"): VIEWER,
     ("POST", "/api/jumps/<uuid>/assign"): OPERATOR,
