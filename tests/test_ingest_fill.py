@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from stinercut_svc import schema
@@ -161,8 +162,12 @@ def test_reassignment_moves_rows_and_keeps_other_clips_in_order(engine: Engine) 
     with Session(engine) as session, session.begin():
         old, new = _project(session, "Old"), _project(session, "New")
         # the new project already has an uploaded clip; the jump goes after it
-        session.add(Video(project_id=new.id, filename="intro.mp4", path="uploads/x/intro.mp4", order=0))
-        session.add(Video(project_id=old.id, filename="keep.mp4", path="uploads/x/keep.mp4", order=0))
+        session.add(
+            Video(project_id=new.id, filename="intro.mp4", path="uploads/x/intro.mp4", order=0)
+        )
+        session.add(
+            Video(project_id=old.id, filename="keep.mp4", path="uploads/x/keep.mp4", order=0)
+        )
         jump = _jump_of(session, add_batch(session, [_tandem(old.id)]))
         fill_jump(session, jump, CFG)
         ids = [r.id for r in _timeline(session, old)][1:]
@@ -218,11 +223,16 @@ def test_judge_names_every_reason(engine: Engine) -> None:
         customer = _project(session, "Fritz")
         two = JumpSpec(
             recordings=[
-                Rec("a", [Chapter(100.0, [(Phase.FREEFALL, 10.0, 40.0), (Phase.CANOPY, 40.0, 50.0)])]),
+                Rec(
+                    "a",
+                    [Chapter(100.0, [(Phase.FREEFALL, 10.0, 40.0), (Phase.CANOPY, 40.0, 50.0)])],
+                ),
                 Rec("b", [Chapter(100.0, [(Phase.FREEFALL, 20.0, 60.0)])]),
             ]
         )
-        none = JumpSpec(recordings=[Rec("c", [Chapter(30.0, [(Phase.UNKNOWN, 0.0, 30.0)])])], qr_code=QR)
+        none = JumpSpec(
+            recordings=[Rec("c", [Chapter(30.0, [(Phase.UNKNOWN, 0.0, 30.0)])])], qr_code=QR
+        )
         batch = add_batch(session, [two, none])
         first, second = _jump_of(session, batch, 1), _jump_of(session, batch, 2)
         verdict = judge(first, recordings_of(session, jump_files(session, first)))
@@ -245,3 +255,18 @@ def attrs_evolve(spec: JumpSpec, **changes: object) -> JumpSpec:
     import attrs
 
     return attrs.evolve(spec, **changes)  # type: ignore[misc]
+
+
+def test_migration_0010_adds_and_removes_its_columns(engine: Engine) -> None:
+    def columns(table: str) -> set[str]:
+        return {c["name"] for c in sa_inspect(engine).get_columns(table)}
+
+    added = {"video": {"freefall_start_s", "freefall_end_s"}, "jump": {"confirmed_at", "edited_at"}}
+    for table, names in added.items():
+        assert names <= columns(table)
+    schema.downgrade(engine, "0009")
+    for table, names in added.items():
+        assert not names & columns(table)
+    schema.upgrade(engine)
+    for table, names in added.items():
+        assert names <= columns(table)
