@@ -1,5 +1,5 @@
 # stinercut-svc: Python 3.11 + ffmpeg, runs as an unprivileged user.
-FROM python:3.11-slim
+FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -100,7 +100,7 @@ async def static_asset(name: str) -> Response:
 @hide
 async def openapi_30() -> Response:
     document = current_app.extensions["QUART_SCHEMA"].openapi_provider.schema()
-    return current_app.json.response(as_openapi_30(document))  # type: ignore[no-any-return]
+    return current_app.json.response(as_openapi_30(document))  # type: ignore[return-value]
 
 
 def as_openapi_30(document: dict[str, Any]) -> dict[str, Any]:
