@@ -31,6 +31,10 @@ from ..media.filtergraph import Graph
 from ..media.probe import MediaInfo
 from ..models.job import RenderPath
 from ..render.compile import compile_timeline
+from ..render.music import clip_freefall
+from ..render.recipes import audio as audio_recipes
+from ..render.recipes.audio import AudioSetup
+from ..render.recipes.slowmo import clip_windows, output_duration
 from ..render.recipes.video import even
 from ..render.timeline import (
     AudioTrack,
@@ -42,6 +46,7 @@ from ..render.timeline import (
     Watermark,
 )
 from ..render.timeline import Segment as TimelineSegment
+from ..render.timeline import schedule as schedule_of
 from .options import EditionOptions, ResolvedOptions, parse_bitrate
 
 DEFAULT_FPS = Fraction(25)
@@ -183,6 +188,10 @@ class RenderInputs:
     title_card: TitleCard | None = None
     #: Video uuid of each clip segment, in order (focus points, music phases).
     clip_uuids: tuple[str | None, ...] = ()
+    #: audio helper: music files and measured loudness (``None``: the plain music mix).
+    audio_setup: AudioSetup | None = None
+    #: Detected freefall window (file seconds) of each clip, in order.
+    clip_freefall: tuple[tuple[float | None, float | None], ...] = ()
 
 
 @attrs.frozen
@@ -275,7 +284,12 @@ def build_plan(
     if reason is None:
         duration = sum(s.duration for s in inputs.segments)
         listing = concat_listing([s.source.path for s in clips])
-        args = tuple(fastpath_args(clips, concat_list_path, output))
+        prep, items = None, []
+        if inputs.audio_setup is not None:  # audio helper: gains, freefall, loudness
+            draft = build_timeline(inputs, width, height, fps, ())
+            prep = audio_recipes.audio_prep(draft, schedule_of(draft), inputs.audio_setup)
+            items = [i for i in draft.items if isinstance(i, TimelineSegment)]
+        args = tuple(fastpath_args(clips, concat_list_path, output, prep=prep, items=items))
         return RenderPlan(
             args, RenderPath.FASTPATH, duration, width, height, fps, concat_list=listing
         )
@@ -317,10 +331,13 @@ def build_timeline(
         if seg.kind == "clip":
             uuid = uuids[clip_number] if clip_number < len(uuids) else None
             clip_number += 1
+        freefall, windows = _clip_audio_facts(inputs, seg, uuid, clip_number - 1)
         items.append(TimelineSegment(
             seg.source.path, seg.kind, seg.start, seg.duration, seg.source.info,  # type: ignore[arg-type]
             seg.source.label, seg.trimmed, video_uuid=uuid,
             focus_x=focus.get(uuid or "", opts.focus_x),
+            freefall=freefall, slow_motion=windows,
+            out_duration=output_duration(seg.duration, windows) if windows else None,
         ))  # fmt: skip
         if seg.kind == "intro" and inputs.title_card is not None:
             items.append(inputs.title_card)
@@ -340,7 +357,23 @@ def build_timeline(
     if inputs.watermark is not None:
         mark = Watermark(inputs.watermark.path, opts.watermark_position, opts.watermark_margin,
                          opts.watermark_scale, opts.watermark_on_intro)  # fmt: skip
-    return Timeline(tuple(items), transitions, width, height, fps, outputs, music, mark)
+    return Timeline(tuple(items), transitions, width, height, fps, outputs, music, mark,
+                    audio=inputs.audio_setup)  # fmt: skip
+
+
+def _clip_audio_facts(
+    inputs: RenderInputs, seg: Segment, uuid: str | None, clip_index: int
+) -> tuple[tuple[float, float] | None, tuple[audio_recipes.SlowWindow, ...]]:
+    """A clip's freefall window (file seconds) and slow-motion windows (audio helper)."""
+    if seg.kind != "clip" or inputs.audio_setup is None:
+        return None, ()
+    detected: tuple[float | None, float | None] = (None, None)
+    if 0 <= clip_index < len(inputs.clip_freefall):
+        detected = inputs.clip_freefall[clip_index]
+    freefall = clip_freefall(inputs.audio_setup.audio, uuid or "", *detected)
+    slow = inputs.audio_setup.slow_motion
+    windows = clip_windows(slow, uuid, seg.start, seg.duration, freefall)
+    return freefall, windows
 
 
 def _is_clip(item: TimelineSegment | TitleCard) -> bool:
@@ -376,7 +409,14 @@ def _edition(
     return Edition(edition.name, path, w, h, codec), spec
 
 
-def fastpath_args(clips: Sequence[Segment], concat_list_path: Path, output: Path) -> list[str]:
+def fastpath_args(
+    clips: Sequence[Segment],
+    concat_list_path: Path,
+    output: Path,
+    *,
+    prep: audio_recipes.AudioPrep | None = None,
+    items: Sequence[TimelineSegment] = (),
+) -> list[str]:
     """Video copied through the concat demuxer; the sound decoded per clip and re-encoded.
 
     Copying AAC across joins is not exact: every file starts with its
@@ -391,14 +431,19 @@ def fastpath_args(clips: Sequence[Segment], concat_list_path: Path, output: Path
     g = Graph()
     g.input(concat_list_path, "v", options=["-f", "concat", "-safe", "0"])
     sounds = []
-    for seg in clips:
+    for index, seg in enumerate(clips):
         sound = g.input(seg.source.path, "a")
-        sound = g.filter("aresample", sound, sample_rate=AUDIO_RATE)
-        sound = g.filter("aformat", sound, sample_fmts="fltp", sample_rates=AUDIO_RATE,
-                         channel_layouts="stereo")  # fmt: skip
+        if prep is not None:  # audio helper: mono on both channels, the clip's gain
+            sound = audio_recipes.segment_sound(g, sound, items[index], prep.camera_gain(index))
+        else:
+            sound = g.filter("aresample", sound, sample_rate=AUDIO_RATE)
+            sound = g.filter("aformat", sound, sample_fmts="fltp", sample_rates=AUDIO_RATE,
+                             channel_layouts="stereo")  # fmt: skip
         sound = g.filter("apad", sound)
         sounds.append(g.filter("atrim", sound, end_sample=round(seg.duration * AUDIO_RATE)))
     joined = g.filter("concat", *sounds, n=len(sounds), v=0, a=1)
+    if prep is not None:  # audio helper: freefall lowering, loudness, limiter
+        joined = audio_recipes.programme_sound(g, joined, prep)
     picture = g.input_stream(index=0, kind="v", position=0)
     g.output(output, picture, joined,
              options=["-c:v", "copy", *AUDIO_ARGS, "-movflags", "+faststart", "-f", "mp4",
@@ -453,6 +498,11 @@ def fastpath_refusal(
         return "watermark"
     if inputs.music is not None or opts.audio_asset:
         return "music"
+    if inputs.audio_setup is not None and inputs.audio_setup.audio.has_music:
+        return "music"
+    if any(_clip_audio_facts(inputs, seg, uuid, i)[1]
+           for i, (seg, uuid) in enumerate(zip(inputs.segments, inputs.clip_uuids, strict=False))):  # fmt: skip
+        return "slow motion"
     if any(s.trimmed for s in inputs.segments):
         return "trimmed clip"
     keys = {_stream_key(s.source.info) for s in inputs.segments}

@@ -24,6 +24,7 @@ from pathlib import Path
 import attrs
 
 from ..media.filtergraph import SCRIPT_NAME, Graph, Stream, format_number, script_flag
+from .recipes import audio as audio_recipes
 from .recipes import video as recipes
 from .timeline import AUDIO_RATE, Schedule, Segment, Timeline, TitleCard, schedule
 
@@ -50,19 +51,24 @@ def compile_timeline(
     if not timeline.items:
         raise ValueError("an empty timeline has nothing to render")
     plan = schedule(timeline)
+    # Audio helper: music plan and every gain, from the schedule (pure).
+    prep = None if timeline.audio is None else audio_recipes.audio_prep(timeline, plan, timeline.audio)
     g = Graph()
     pictures: list[Stream] = []
     sounds: list[Stream] = []
     for index, item in enumerate(timeline.items):
         if isinstance(item, Segment):
-            v, a = _segment(g, item, timeline, plan.frames[index], plan)
+            gain = None if prep is None else prep.camera_gain(index)
+            v, a = _segment(g, item, timeline, plan.frames[index], plan, gain)
         else:
             v, a = _title_card(g, item, timeline, plan.frames[index], plan)
         pictures.append(v)
         sounds.append(a)
     names = [t.xfade or "fade" for t in timeline.transitions]
     master_v, master_a = _join(g, pictures, sounds, plan, names)
-    if timeline.music is not None:
+    if prep is not None:  # audio helper: music per phase, ducking, loudness, limiter
+        master_a = audio_recipes.programme_sound(g, master_a, prep)
+    elif timeline.music is not None:
         master_a = _music(g, master_a, timeline, plan)
     mark = None
     if timeline.watermark is not None:
@@ -89,13 +95,21 @@ def compile_timeline(
 
 
 def _segment(
-    g: Graph, seg: Segment, timeline: Timeline, frames: int, plan: Schedule
+    g: Graph,
+    seg: Segment,
+    timeline: Timeline,
+    frames: int,
+    plan: Schedule,
+    gain_db: float | None = None,
 ) -> tuple[Stream, Stream]:
     options = ["-ss", _secs(seg.start)] if seg.start > 0 else []
     options += ["-t", _secs(seg.duration)]
     video = g.input(seg.path, "v", options=options)
     index = g.input_count - 1
     assert seg.info.video is not None
+    if timeline.audio is not None:  # audio helper: slow-motion windows (no-op without)
+        video = audio_recipes.segment_picture(g, video, seg, fps=timeline.fps,
+                                              interpolation=timeline.audio.interpolation)  # fmt: skip
     video = recipes.exact_frames(g, video, fps=timeline.fps, frames=frames)
     video = recipes.fit(g, video, source=seg.info.video.display_size,
                         width=timeline.width, height=timeline.height)  # fmt: skip
@@ -103,8 +117,11 @@ def _segment(
     if seg.has_audio:
         sound = g.input_stream(index=index, kind="a")
         sound = g.filter("asetpts", sound, expr="PTS-STARTPTS")
-        sound = g.filter("aresample", sound, sample_rate=AUDIO_RATE)
-        sound = _stereo(g, sound)
+        if gain_db is not None:  # audio helper: slow motion, mono on both channels, gain
+            sound = audio_recipes.segment_sound(g, sound, seg, gain_db)
+        else:
+            sound = g.filter("aresample", sound, sample_rate=AUDIO_RATE)
+            sound = _stereo(g, sound)
         sound = g.filter("apad", sound)
     else:
         sound = _silence(g)

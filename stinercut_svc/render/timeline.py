@@ -28,6 +28,7 @@ from ..media.probe import MediaInfo
 
 if TYPE_CHECKING:
     from ..media.filtergraph import Graph, Stream
+    from .recipes.audio import AudioSetup
 
 SegmentKind = Literal["intro", "clip", "outro"]
 TransitionKind = Literal["none", "fade", "crossfade", "slide", "wipe"]
@@ -172,6 +173,9 @@ class Timeline:
     outputs: tuple[OutputSpec, ...]
     music: AudioTrack | None = None
     watermark: Watermark | None = None
+    #: The programme's sound (audio helper): music per phase, gains, loudness. When set,
+    #: the compiler uses it instead of ``music``.
+    audio: AudioSetup | None = None
 
     def __attrs_post_init__(self) -> None:
         if len(self.transitions) != max(len(self.items) - 1, 0):

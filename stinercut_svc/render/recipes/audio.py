@@ -47,7 +47,7 @@ from ...media.loudness import (
 )
 from ...media.probe import MediaInfo
 from ..music import MusicPlan, Placement, ResolvedAudio, plan_music
-from .slowmo import SlowWindow, slow_motion, slow_motion_audio, to_output
+from .slowmo import SlowMotionOptions, SlowWindow, slow_motion, slow_motion_audio, to_output
 
 if TYPE_CHECKING:
     from ..timeline import Schedule, Segment, Timeline
@@ -386,14 +386,21 @@ def plan_levels(
 class AudioSetup:
     """What a timeline carries for its sound (``Timeline.audio``), all of it known
     before compiling: the resolved options, the music files, every source's
-    measured loudness (:func:`measure_sources`), and how slow motion makes frames."""
+    measured loudness (:func:`measure_sources`), and the slow-motion options."""
 
     audio: ResolvedAudio
     #: asset uuid → (file, probe) for every music track the options name.
     music: Mapping[str, tuple[Path, MediaInfo]] = attrs.field(factory=dict)
     #: file → measurement, for every clip/intro/outro with sound and every track.
     loudness: Mapping[Path, SourceLoudness] = attrs.field(factory=dict)
-    interpolation: str = "mci"
+    #: The render's slow-motion options (windows per clip, around the exit).
+    slow_motion: SlowMotionOptions | None = None
+
+    @property
+    def interpolation(self) -> str:
+        """How missing slow-motion frames are made (``mci`` unless the options say)."""
+        chosen = self.slow_motion.interpolation if self.slow_motion is not None else None
+        return chosen or "mci"
 
 
 @attrs.frozen
@@ -486,10 +493,11 @@ async def measure_sources(
 def segment_picture(
     g: Graph, video: Stream, item: Segment, *, fps: Fraction, interpolation: str = "mci"
 ) -> Stream:
-    """Compiler hook, per segment picture (PTS from 0, before exact frames): slow motion."""
+    """Compiler hook, per segment picture (before exact frames): slow motion."""
     windows = segment_windows(item)
     if not windows:
         return video
+    video = g.filter("setpts", video, expr="PTS-STARTPTS")  # window times are segment times
     assert item.info.video is not None
     source_fps = Fraction(item.info.video.fps_rational) if item.info.video.fps_rational else None
     return slow_motion(g, video, duration=item.duration, windows=windows, out_fps=fps,
