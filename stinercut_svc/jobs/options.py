@@ -42,6 +42,7 @@ import attrs
 from pydantic import Field, ValidationError, field_validator
 
 from ..openapi import StrictModel
+from ..render.name_screen import NameScreenOptions
 
 WatermarkPosition = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
 AudioMode = Literal["mix", "replace"]
@@ -155,6 +156,12 @@ class RenderOptions(StrictModel):
     )  # fmt: skip
     clip_focus: dict[UUID, float] | None = Field(
         default=None, description="Per clip (video uuid) focus_x; pans smoothly over transitions."
+    )
+    # --- name screen (namescreen helper): after the intro, see render/name_screen.py ---
+    name_screen: NameScreenOptions | None = Field(
+        default=None,
+        description="The passenger name screen (pax_template asset filled with the "
+        "project's name); merged key by key like output.",
     )
 
     @field_validator("editions")
@@ -273,9 +280,18 @@ def merge(base: RenderOptions, override: RenderOptions | None) -> RenderOptions:
     merged = base.stored()
     extra = override.stored()
     output = {**merged.get("output", {}), **extra.pop("output", {})}
+    # name_screen (namescreen helper): per key too, so a project's template and a
+    # request's {"enabled": true} combine; only keys the request set (its defaults
+    # must not undo the project's choices).
+    extra.pop("name_screen", None)
+    screen = {**merged.get("name_screen", {}), **(
+        override.name_screen.model_dump(mode="json", exclude_unset=True)
+        if override.name_screen is not None else {})}
     merged.update(extra)
     if output:
         merged["output"] = output
+    if screen:
+        merged["name_screen"] = screen
     return RenderOptions.model_validate(merged)
 
 

@@ -415,6 +415,11 @@ class JobContext:
     clips: tuple[ClipRow, ...]
     assets: dict[str, AssetRow]  # option name ("intro_asset", …) → asset
     settings: dict[str, Any]
+    # --- name screen (namescreen helper) ---
+    #: ``name_screen``'s assets ("template_asset", "sound_asset") → asset; only when enabled.
+    name_screen_assets: dict[str, AssetRow] = attrs.field(factory=dict)
+    #: For the name screen's ``{{date}}``.
+    project_created_at: datetime | None = None
 
 
 class ContextError(ValueError):
@@ -445,8 +450,21 @@ def load_context(session: Session, job_id: int) -> JobContext:
         if asset is None:
             raise ContextError(f"{name}: asset {value} no longer exists")
         assets[name] = AssetRow(asset.uuid, asset.type.value, asset.name, asset.path)
+    # --- name screen (namescreen helper): its assets sit in a nested option ---
+    screen_assets: dict[str, AssetRow] = {}
+    screen = options.name_screen
+    if screen is not None and screen.enabled:
+        for name in NAME_SCREEN_ASSET_TYPES:
+            value = getattr(screen, name)
+            if value is None:
+                continue
+            asset = session.scalars(select(Asset).where(Asset.uuid == str(value))).first()
+            if asset is None:
+                raise ContextError(f"name_screen.{name}: asset {value} no longer exists")
+            screen_assets[name] = AssetRow(asset.uuid, asset.type.value, asset.name, asset.path)
     return JobContext(
-        job.uuid, project.uuid, project.name, options, clips, assets, read_render_settings(session)
+        job.uuid, project.uuid, project.name, options, clips, assets, read_render_settings(session),
+        name_screen_assets=screen_assets, project_created_at=project.created_at,
     )
 
 
@@ -456,6 +474,11 @@ ASSET_TYPES: dict[str, tuple[str, ...]] = {
     "outro_asset": ("outro",),
     "watermark_asset": ("watermark",),
     "audio_asset": ("audio", "audio_freefall"),
+}
+#: Which asset types ``name_screen``'s asset options accept (namescreen helper).
+NAME_SCREEN_ASSET_TYPES: dict[str, tuple[str, ...]] = {
+    "template_asset": ("pax_template",),
+    "sound_asset": ("audio", "audio_freefall"),
 }
 
 

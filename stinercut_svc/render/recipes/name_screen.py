@@ -103,7 +103,7 @@ def _overlay_layer(g: Graph, base: Stream, layer: RasterLayer, *, fps: Fraction,
     if not layer.opacity.is_constant:
         # A unique instance name per layer: sendcmd addresses filters by name.
         target = f"colorchannelmixer@namescreen{g.input_count}"
-        command = f"0-{format_number(frames / fps + 1)} [expr] {target} aa " \
+        command = f"0-{format_number(float(frames / fps) + 1)} [expr] {target} aa " \
                   f"'{layer.opacity.expression('T')}'"
         image = g.filter("sendcmd", image, commands=command)
         image = g.filter(target, image, aa=layer.opacity.value_at(0))
