@@ -261,7 +261,10 @@ def test_migration_0010_adds_and_removes_its_columns(engine: Engine) -> None:
     def columns(table: str) -> set[str]:
         return {c["name"] for c in sa_inspect(engine).get_columns(table)}
 
-    added = {"video": {"freefall_start_s", "freefall_end_s"}, "jump": {"confirmed_at", "edited_at"}}
+    added = {
+        "video": {"freefall_start_s", "freefall_end_s", "video_file_id"},
+        "jump": {"confirmed_at", "edited_at"},
+    }
     for table, names in added.items():
         assert names <= columns(table)
     schema.downgrade(engine, "0009")
@@ -270,3 +273,32 @@ def test_migration_0010_adds_and_removes_its_columns(engine: Engine) -> None:
     schema.upgrade(engine)
     for table, names in added.items():
         assert names <= columns(table)
+
+
+def test_rows_are_found_by_their_file_whatever_the_file_row_says(engine: Engine) -> None:
+    """A re-run of the import re-points ``video_file.project_id`` itself; the rows
+    already on a timeline are still found (by ``video.video_file_id``) and moved, and a
+    stray duplicate row of a file is removed."""
+    with Session(engine) as session, session.begin():
+        old, new = _project(session, "Old"), _project(session, "New")
+        jump = _jump_of(session, add_batch(session, [_tandem(old.id)]))
+        fill_jump(session, jump, CFG)
+        ids = [r.id for r in _timeline(session, old)]
+        files = jump_files(session, jump)
+        for file in files:
+            file.project_id = new.id  # what the store writes on a re-run
+        jump.project_id = new.id
+        stray = Video(
+            project_id=new.id,
+            filename="dup",
+            path=storage_path(files[1]),
+            video_file_id=files[1].id,
+            order=9,
+        )
+        session.add(stray)
+        session.flush()
+        outcome = fill_jump(session, jump, CFG)
+        assert (outcome.moved, outcome.created, outcome.removed) == (3, 0, 1)
+        assert stray.uuid in outcome.dropped
+        assert _timeline(session, old) == []
+        assert [r.id for r in _timeline(session, new)] == ids

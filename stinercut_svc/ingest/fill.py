@@ -26,10 +26,9 @@ never from the analysis run that first wrote them:
   the files it lies in, as ``video.freefall_start_s``/``freefall_end_s`` in seconds
   on that file's own timeline (a freefall across two chapters: the end of one file,
   the start of the next).
-* **Rows, not copies.** A file's clip on a timeline is found again by the project
-  the file was filled into (``video_file.project_id``) and its storage path, so
-  filling twice updates the rows, filling into another project moves them, and a
-  jump that is no longer resolved takes them out again.
+* **Rows, not copies.** A file's clip on a timeline is found again by
+  ``video.video_file_id``, so filling twice updates the rows, filling into another
+  project moves them, and a jump that is no longer resolved takes them out again.
 
 Synchronous functions on a :class:`~sqlalchemy.orm.Session` (run them through
 ``Database.run``); no files are read or written.
@@ -333,18 +332,19 @@ def fill_jump(
     plan = plan_clips(recs, _freefall_from_jump(jump), cfg) if target is not None else []
     wanted = {clip.file.id: clip for clip in plan}
 
-    # The rows this jump's files have on any timeline, found where they were filled.
+    # The rows this jump's files have on any timeline (one per file; extras, which
+    # only a crash between two fills could leave, are removed below).
     existing: dict[int, Video] = {}
-    for file in files:
-        if file.project_id is None:
-            continue
-        row = session.scalars(
-            select(Video)
-            .where(Video.project_id == file.project_id, Video.path == storage_path(file))
-            .order_by(Video.id)
-        ).first()
-        if row is not None:
-            existing[file.id] = row
+    extras: list[Video] = []
+    if files:
+        for row in session.scalars(
+            select(Video).where(Video.video_file_id.in_([f.id for f in files])).order_by(Video.id)
+        ):
+            assert row.video_file_id is not None
+            if row.video_file_id in existing:
+                extras.append(row)
+            else:
+                existing[row.video_file_id] = row
 
     touched: set[int | None] = {target} | {row.project_id for row in existing.values()}
     for locked in sorted(p for p in touched if p is not None):
@@ -354,6 +354,10 @@ def fill_jump(
     anchors = {row.id for row in existing.values() if row.project_id == target}
     dropped: list[str] = []
     created = updated = moved = removed = 0
+    for row in extras:
+        dropped.append(row.uuid)
+        session.delete(row)
+        removed += 1
     for file_id, row in list(existing.items()):
         if file_id not in wanted:
             dropped.append(row.uuid)
@@ -365,19 +369,21 @@ def fill_jump(
     placed: list[Video] = []
     for clip in plan:
         assert target is not None  # a plan exists only for a target
-        row = existing.get(clip.file.id)
-        if row is None:
-            row = Video(project_id=target, path=storage_path(clip.file))
-            session.add(row)
+        found = existing.get(clip.file.id)
+        if found is None:
+            found = Video(
+                project_id=target, path=storage_path(clip.file), video_file_id=clip.file.id
+            )
+            session.add(found)
             created += 1
-            _set_clip(row, clip)
+            _set_clip(found, clip)
         else:
-            if row.project_id != target:
-                row.project_id = target
+            if found.project_id != target:
+                found.project_id = target
                 moved += 1
-            if _set_clip(row, clip):
+            if _set_clip(found, clip):
                 updated += 1
-        placed.append(row)
+        placed.append(found)
     session.flush()
 
     for file in files:

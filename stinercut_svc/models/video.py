@@ -31,6 +31,7 @@ class Video(Base):
         Index("video_project_id_index", "project_id"),
         Index("video_project_id_order_index", "project_id", "order"),
         Index("video_uuid_unique", "uuid", unique=True),
+        Index("video_video_file_id_index", "video_file_id"),
         MYSQL_TABLE_ARGS,
     )
 
@@ -56,6 +57,9 @@ class Video(Base):
     # (not relative to in_point); filled by ingest (ingest/fill.py), read by the renderer.
     freefall_start_s: Mapped[float | None] = mapped_column(DOUBLE_TYPE, nullable=True)
     freefall_end_s: Mapped[float | None] = mapped_column(DOUBLE_TYPE, nullable=True)
+    # The imported file this clip was filled from (ingest/fill.py; no foreign key:
+    # ``video`` is the frontend's table), so re-filling finds and moves its rows.
+    video_file_id: Mapped[int | None] = mapped_column(ID_TYPE, nullable=True)
     created_at: Mapped[datetime] = created_column()
     updated_at: Mapped[datetime] = updated_column()
 
