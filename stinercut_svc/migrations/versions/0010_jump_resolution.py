@@ -32,7 +32,9 @@ branch_labels = None
 depends_on = None
 
 _MYSQL = ("mysql", "mariadb")
-DOUBLE = sa.Double().with_variant(mysql.DOUBLE(asdecimal=False), *_MYSQL)
+DOUBLE: sa.types.TypeEngine[float] = sa.Double().with_variant(
+    mysql.DOUBLE(asdecimal=False), *_MYSQL
+)
 ID = sa.Integer().with_variant(mysql.BIGINT(unsigned=True), *_MYSQL)
 
 _VIDEO_COLUMNS = ("freefall_start_s", "freefall_end_s")
