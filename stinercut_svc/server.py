@@ -48,6 +48,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from . import fast_health
 from .access_log import AccessLogger
 from .config import Settings
 from .context import StinercutApp
@@ -193,6 +194,14 @@ class ReplayStream(trio.abc.HalfCloseableStream):
 # -- the server ----------------------------------------------------------------------
 
 
+def _peer(stream: trio.SocketStream) -> Any:
+    try:
+        return stream.socket.getpeername()
+    except OSError:
+        return None
+
+
+
 class OnePortServer:
     """Accepts connections and sends each to the hub or to Hypercorn."""
 
@@ -236,6 +245,13 @@ class OnePortServer:
                 access=self.app.access,
             )
             return
+        if parsed is not None and fast_health.ready(self.app):
+            request = fast_health.parse(head)
+            if request is not None:
+                found = await self._serve_health(stream, request, rest)
+                if found is None:
+                    return
+                head, rest = found  # the connection's first request that is not health
         with trio.CancelScope() as scope:
             self._http.add(scope)
             try:
@@ -250,6 +266,30 @@ class OnePortServer:
                 self._http.discard(scope)
                 self._http_ended.set()
                 self._http_ended = trio.Event()
+
+    async def _serve_health(
+        self, stream: trio.SocketStream, request: fast_health.Request, rest: bytes
+    ) -> tuple[bytes, bytes] | None:
+        """Health requests answered here (``fast_health.py``); shutdown closes them at once."""
+        found = None
+        with trio.CancelScope() as scope:
+            self._sniffing.add(scope)
+            try:
+                found = await fast_health.serve(
+                    self.app,
+                    stream,
+                    request,
+                    rest,
+                    peer=_peer(stream),
+                    keep_alive_timeout=self.config.keep_alive_timeout,
+                )
+            finally:
+                self._sniffing.discard(scope)
+        if scope.cancelled_caught:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+            return None
+        return found
 
     async def _read_head(
         self, stream: trio.SocketStream

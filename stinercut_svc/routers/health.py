@@ -91,7 +91,16 @@ async def root() -> Response:
 @document_response(HealthOut, 200)
 @document_response(HealthOut, 503)
 async def health() -> Response:
-    app = current()
+    body, status = await health_report(current())
+    return json_response(body, status)
+
+
+async def health_report(app: StinercutApp) -> tuple[dict[str, object], int]:
+    """The health answer and its status (200 healthy/degraded, 503 unhealthy).
+
+    Shared by this route and the connection-level fast path (``fast_health.py``),
+    so both always say the same thing.
+    """
     checks = checks_of(app)
     results = checks.cached_results()
     if results is None:
@@ -119,7 +128,7 @@ async def health() -> Response:
     body.update({name: results[name].ok for name in sorted(results)})
     body["backplane"] = backplane
     body["details"] = {name: results[name].detail for name in sorted(results)}
-    return json_response(body, 200 if healthy else 503)
+    return body, 200 if healthy else 503
 
 
 def backplane_state(app: StinercutApp) -> BackplaneState:
