@@ -42,6 +42,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .auth.errors import AuthError, InsufficientRole
 from .database import describe_error, is_outage
+from .jobs.errors import CodecUnavailable
 from .media.runner import ToolMissingError
 from .services.imports import (
     BatchFinished,
@@ -290,6 +291,11 @@ def install_error_handlers(app: Quart) -> None:
     async def _imports_error(error: ImportsError) -> Response:
         status, code = _IMPORTS_ERRORS.get(type(error), (422, "invalid_import"))
         return error_response(status, error.message, code=code, details=error.details)
+
+    @app.errorhandler(CodecUnavailable)
+    async def _codec_unavailable(error: CodecUnavailable) -> Response:
+        details = {"codec": error.codec, "available": error.available}
+        return error_response(422, str(error), code="codec_unavailable", details=details)
 
     @app.errorhandler(ToolMissingError)
     async def _tool_missing(error: ToolMissingError) -> Response:

@@ -148,3 +148,19 @@ def test_editions_split_the_master_once(tmp_path: Path) -> None:
     long = compile_timeline(long_line, script_dir=tmp_path)
     assert long.script is not None and long.script[0] == tmp_path / "filter_complex.txt"
     assert "-filter_complex_script" in long.argv and not long.script[0].exists()
+
+
+def test_requested_codecs_are_checked_against_this_ffmpeg() -> None:
+    from stinercut_svc.jobs.plan import CodecUnavailable, check_requested_codecs
+
+    have = frozenset({"libx264", "libvpx-vp9"})
+    options = RenderOptions.model_validate(
+        {"output": {"codec": "h264"}, "editions": [{"name": "web", "codec": "vp9"}]}
+    )
+    check_requested_codecs(options, have)  # both there: no error
+    check_requested_codecs(RenderOptions(), frozenset())  # nothing asked for: nothing checked
+    wants_av1 = RenderOptions.model_validate({"editions": [{"name": "small", "codec": "av1"}]})
+    with pytest.raises(CodecUnavailable) as err:
+        check_requested_codecs(wants_av1, have)
+    assert err.value.codec == "av1" and err.value.available == ["h264", "vp9"]
+    assert "edition 'small' codec" in str(err.value) and "libsvtav1 or libaom-av1" in str(err.value)

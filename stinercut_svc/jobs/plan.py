@@ -47,7 +47,8 @@ from ..render.timeline import (
 )
 from ..render.timeline import Segment as TimelineSegment
 from ..render.timeline import schedule as schedule_of
-from .options import EditionOptions, ResolvedOptions, parse_bitrate
+from .errors import CodecUnavailable, PlanError
+from .options import EditionOptions, RenderOptions, ResolvedOptions, parse_bitrate
 
 DEFAULT_FPS = Fraction(25)
 #: Trims closer than this to the file's ends count as "no trim" (container
@@ -60,8 +61,6 @@ AUDIO_ARGS = ("-c:a", "aac", "-profile:a", "aac_low", "-b:a", AUDIO_BITRATE,
               "-ar", str(AUDIO_RATE), "-ac", "2")  # fmt: skip
 
 
-class PlanError(ValueError):
-    """The inputs cannot make a video; the message says which input and why."""
 
 
 # --- codecs -----------------------------------------------------------------------
@@ -149,10 +148,28 @@ def video_encoder(codec: str, source: str, available: frozenset[str] | None) -> 
     usable = [name for name, options in ENCODERS.items()
               if available is None or any(o.encoder in available for o in options)]  # fmt: skip
     wanted = " or ".join(c.encoder for c in choices)
-    raise PlanError(
+    raise CodecUnavailable(
         f"video codec {codec!r} ({source}) is not available: this ffmpeg has no {wanted}; "
-        f"available codecs: {', '.join(usable) or 'none'}"
+        f"available codecs: {', '.join(usable) or 'none'}",
+        codec=codec,
+        available=usable,
     )
+
+
+def check_requested_codecs(options: RenderOptions, available: frozenset[str] | None) -> None:
+    """Raise :class:`CodecUnavailable` for a codec the request names that ffmpeg lacks.
+
+    Checked when the render is requested, so the caller gets a 422 naming the
+    codecs this ffmpeg has, instead of a job that fails later.
+    """
+    wanted = []
+    if options.output is not None and options.output.codec is not None:
+        wanted.append((options.output.codec, "option output.codec"))
+    for edition in options.editions or ():
+        if edition.codec is not None:
+            wanted.append((edition.codec, f"edition {edition.name!r} codec"))
+    for codec, source in wanted:
+        video_encoder(codec, source, available)
 
 
 @attrs.frozen
@@ -540,5 +557,3 @@ def concat_listing(paths: Sequence[Path]) -> str:
         quoted = str(path).replace("'", "'\\''")
         lines.append(f"file '{quoted}'")
     return "\n".join(lines) + "\n"
-
-

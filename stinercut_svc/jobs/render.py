@@ -39,7 +39,7 @@ from ..models import JobStatus
 from ..storage import UnsafePathError
 from . import owner as owners
 from . import queue
-from .options import resolve, setting_overrides
+from .options import RenderOptions, resolve, setting_overrides
 from .outputs import EditionFile, finish_with_editions
 from .plan import (
     PlanError,
@@ -47,6 +47,7 @@ from .plan import (
     RenderPlan,
     Source,
     build_plan,
+    check_requested_codecs,
     clip_segment,
     whole_segment,
 )
@@ -62,6 +63,13 @@ TEMP_MARKER = ".stinercut-render"
 OUTPUT_NAME = "output.mp4"
 CONCAT_LIST_NAME = "inputs.ffconcat"
 PROBE_CONCURRENCY = 4
+
+
+async def require_available_codecs(options: RenderOptions | None, ffmpeg: str) -> None:
+    """Refuse (:class:`~.plan.CodecUnavailable`) a requested codec this ffmpeg cannot encode."""
+    if options is None:
+        return
+    check_requested_codecs(options, await video_encoders(ffmpeg))
 
 
 class RenderFailure(Exception):

@@ -35,6 +35,7 @@ from ..downloads import safe_file_name, serve_file
 from ..errors import ApiError
 from ..jobs import queue
 from ..jobs.options import RenderOptions, merge, project_options
+from ..jobs.render import require_available_codecs
 from ..jobs.supervisor import status_message
 from ..models import Asset, Job, JobStatus, Project, Video
 from ..openapi import StrictModel, validation_failure
@@ -139,6 +140,7 @@ async def start_render(uuid: str) -> tuple[dict[str, Any], int]:
     app = current()
     project_uuid = parse_uuid(uuid)
     overrides = await _render_body()
+    await require_available_codecs(overrides, app.settings.ffmpeg)  # 422 naming those there are
     view = await app.db.run(
         partial(_create_job, storage=app.storage, project_uuid=project_uuid, overrides=overrides)
     )
