@@ -100,6 +100,20 @@ async def _timeline(app: StinercutApp, project_uuid: str) -> list[tuple[str, flo
     return await app.db.run(load)
 
 
+async def _jump_numbers(app: StinercutApp, batch_uuid: str) -> dict[str, int | None]:
+    """``video_file.jump_number`` (the original's column) per recording."""
+
+    def load(session: Session) -> dict[str, int | None]:
+        rows = session.execute(
+            select(VideoFile.recording_key, VideoFile.jump_number)
+            .join(ImportBatch, ImportBatch.id == VideoFile.import_batch_id)
+            .where(ImportBatch.uuid == batch_uuid)
+        ).all()
+        return {str(r[0]): r[1] for r in rows}
+
+    return await app.db.run(load)
+
+
 def _ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, response.text
     return response.json()
@@ -212,6 +226,13 @@ async def test_split_then_merge_back(app: StinercutApp, http: httpx.AsyncClient)
     listing = _ok(await http.get(f"/api/imports/{seeded['batch']}/jumps"))
     assert [j["sequence"] for j in listing["jumps"]] == [1, 2, 3, 4]
     assert listing["jumps"][3]["uuid"] == seeded["jumps"][2]
+    assert await _jump_numbers(app, seeded["batch"]) == {
+        "GH:0001": 1,
+        "GH:0002": 2,
+        "GH:0003": 3,
+        "GH:0004": 4,
+        "GH:0005": 4,
+    }
 
     body = _ok(await http.post("/api/jumps/merge", json={"jumps": [tail["uuid"], known_jump]}))
     (merged,) = body["jumps"]
@@ -224,6 +245,7 @@ async def test_split_then_merge_back(app: StinercutApp, http: httpx.AsyncClient)
     listing = _ok(await http.get(f"/api/imports/{seeded['batch']}/jumps"))
     assert [j["uuid"] for j in listing["jumps"]] == seeded["jumps"]
     assert [j["sequence"] for j in listing["jumps"]] == [1, 2, 3]
+    assert (await _jump_numbers(app, seeded["batch"]))["GH:0005"] == 3
 
     # split by a file's uuid: the recording that file belongs to starts the new jump
     file_uuid = merged["recordings"][1]["files"][0]["uuid"]

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -375,8 +375,8 @@ def split(session: Session, uuid: str, at: str | int, cfg: FillConfig) -> Change
         .with_for_update()
     ).all()
     for other in later:  # one by one, highest first: (batch, sequence) stays unique
-        other.sequence += 1
-        session.flush()
+        _renumber(session, other, other.sequence + 1)
+    jump.confirmed_at = None  # a new grouping: staff confirm it again if needed
     opener = tail[0].chapters[0]
     code = _qr_of(session, tail[0])
     customer = None if code is None else customer_for_code(session, code)
@@ -396,6 +396,16 @@ def split(session: Session, uuid: str, at: str | int, cfg: FillConfig) -> Change
     first = _settle(session, jump, cfg)
     second = _settle(session, new, cfg)
     return _change(session, [jump, new], [first, second])
+
+
+def _renumber(session: Session, jump: Jump, sequence: int) -> None:
+    """Move a jump to another place in its import; its files' ``jump_number`` (the
+    original's column) follows."""
+    jump.sequence = sequence
+    session.flush()
+    session.execute(
+        update(VideoFile).where(VideoFile.jump_id == jump.id).values(jump_number=sequence)
+    )
 
 
 def _split_index(recs: Sequence[RecordingRows], uuid: str, at: str | int) -> int:
@@ -513,8 +523,7 @@ def merge(session: Session, uuids: Sequence[str], cfg: FillConfig) -> Change:
         .with_for_update()
     ).all()
     for other in later:  # lowest first: (batch, sequence) stays unique
-        other.sequence -= 1
-        session.flush()
+        _renumber(session, other, other.sequence - 1)
     return _change(session, [first], [_settle(session, first, cfg)])
 
 
