@@ -42,7 +42,9 @@ import attrs
 from pydantic import Field, ValidationError, field_validator
 
 from ..openapi import StrictModel
+from ..render.music import AudioOptions
 from ..render.name_screen import NameScreenOptions
+from ..render.recipes.slowmo import SlowMotionOptions
 
 WatermarkPosition = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
 AudioMode = Literal["mix", "replace"]
@@ -156,6 +158,15 @@ class RenderOptions(StrictModel):
     )  # fmt: skip
     clip_focus: dict[UUID, float] | None = Field(
         default=None, description="Per clip (video uuid) focus_x; pans smoothly over transitions."
+    )
+    # --- audio helper (#14 points 3, 4, 6): render/music.py, render/recipes/slowmo.py ---
+    audio: AudioOptions | None = Field(
+        default=None,
+        description="Music per jump phase (freefall track from exit to deployment), camera "
+        "sound lowered in freefall, ducking under speech, programme loudness target.",
+    )
+    slow_motion: SlowMotionOptions | None = Field(
+        default=None, description="Slow-motion windows (e.g. around the exit); none by default."
     )
     # --- name screen (namescreen helper): after the intro, see render/name_screen.py ---
     name_screen: NameScreenOptions | None = Field(

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Job, JobStatus, Project, Setting, Video, utcnow
 from ..models.asset import Asset
+from ..render.music import PHASES as MUSIC_PHASES
 from ..services import project_status
 from ..webhooks import outbox
 from . import owner as owners
@@ -396,6 +397,9 @@ class ClipRow:
     path: str
     in_point: float | None
     out_point: float | None
+    #: Freefall window in the file's own seconds (jump resolution), for the music (audio helper).
+    freefall_start_s: float | None = None
+    freefall_end_s: float | None = None
 
 
 @attrs.frozen
@@ -437,13 +441,14 @@ def load_context(session: Session, job_id: int) -> JobContext:
     except ValueError as exc:
         raise ContextError(f"stored render options are invalid: {exc}") from None
     clips = tuple(
-        ClipRow(v.uuid, v.filename, v.path, v.in_point, v.out_point)
+        ClipRow(v.uuid, v.filename, v.path, v.in_point, v.out_point,
+                v.freefall_start_s, v.freefall_end_s)  # fmt: skip
         for v in session.scalars(
             select(Video).where(Video.project_id == project.id).order_by(Video.order, Video.id)
         )
     )
     assets: dict[str, AssetRow] = {}
-    for name, value in options.model_dump(include=set(ASSET_TYPES)).items():
+    for name, value in requested_assets(options).items():
         if value is None:
             continue
         asset = session.scalars(select(Asset).where(Asset.uuid == str(value))).first()
@@ -468,12 +473,24 @@ def load_context(session: Session, job_id: int) -> JobContext:
     )
 
 
+def requested_assets(options: RenderOptions) -> dict[str, Any]:
+    """Option name → asset uuid (or ``None``) for every asset option, the music per phase
+    included (``music.freefall``: nested in ``audio``; audio helper)."""
+    wanted = dict(options.model_dump(include=set(ASSET_TYPES)))
+    music = options.audio.music if options.audio is not None else None
+    if music is not None:
+        wanted.update({f"music.{phase}": getattr(music, phase) for phase in MUSIC_PHASES})
+    return wanted
+
+
 #: Which asset types each option accepts.
 ASSET_TYPES: dict[str, tuple[str, ...]] = {
     "intro_asset": ("intro",),
     "outro_asset": ("outro",),
     "watermark_asset": ("watermark",),
     "audio_asset": ("audio", "audio_freefall"),
+    # audio helper: AudioOptions.music.<phase>
+    **{f"music.{phase}": ("audio", "audio_freefall") for phase in MUSIC_PHASES},
 }
 #: Which asset types ``name_screen``'s asset options accept (namescreen helper).
 NAME_SCREEN_ASSET_TYPES: dict[str, tuple[str, ...]] = {
