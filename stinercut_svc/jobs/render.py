@@ -30,12 +30,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from ..media.encoders import video_encoders
 from ..media.probe import ProbeError, probe
 from ..media.runner import Progress, ToolError, ToolMissingError, run_ffmpeg
 from ..models import JobStatus
+from ..render.name_screen import NameScreenError, name_screen_card
 from ..storage import UnsafePathError
 from . import owner as owners
 from . import queue
@@ -49,6 +51,7 @@ from .plan import (
     build_plan,
     check_requested_codecs,
     clip_segment,
+    output_size,
     whole_segment,
 )
 
@@ -215,6 +218,8 @@ class RenderHandler:
             context = await self.services.db.run(partial(queue.load_context, job_id=ref.id))
             inputs = await self.prepare_inputs(context)
             await trio.to_thread.run_sync(_make_temp, temp)
+            # Name screen (namescreen helper): rasterised into the job's temp folder.
+            inputs = await self.add_name_screen(context, inputs, temp)
             plan = build_plan(inputs, temp / OUTPUT_NAME, temp / CONCAT_LIST_NAME)
             if plan.concat_list is not None:
                 listing = temp / CONCAT_LIST_NAME
@@ -323,6 +328,58 @@ class RenderHandler:
             tuple(segments), options, watermark, music, encoders,
             clip_uuids=tuple(clip.uuid for clip in context.clips),
         )
+
+    # --- name screen (namescreen helper) -------------------------------------------
+
+    async def add_name_screen(
+        self, context: queue.JobContext, inputs: RenderInputs, temp: Path
+    ) -> RenderInputs:
+        """``inputs`` with the name screen as its title card, when the options ask for one.
+
+        Rasterised at the master size (the editions reframe the master) into
+        ``temp/name_screen``, which the render's clean-up removes with ``temp``.
+        """
+        screen = context.options.name_screen
+        if screen is None or not screen.enabled:
+            return inputs
+        rows = context.name_screen_assets
+        for name, row in rows.items():
+            if row.type not in queue.NAME_SCREEN_ASSET_TYPES[name]:
+                raise RenderFailure(f"name_screen.{name}: asset '{row.name}' is a {row.type} asset")
+        template = rows.get("template_asset")
+        if template is None:
+            raise RenderFailure("name_screen is enabled but has no template_asset")
+        wanted = [(f"name screen template '{template.name}'", template.path)]
+        sound_row = rows.get("sound_asset")
+        if sound_row is not None:
+            wanted.append((f"name screen sound '{sound_row.name}'", sound_row.path))
+        paths = await trio.to_thread.run_sync(self._existing_files, wanted)
+        sound = paths[1] if sound_row is not None else None
+        if sound is not None:
+            info = await probe(sound, ffprobe=self.services.settings.ffprobe)
+            if info.audio is None:
+                raise RenderFailure(f"{wanted[1][0]} has no audio stream")
+        first = next(s for s in inputs.segments if s.kind == "clip")
+        width, height = output_size(inputs.options, first.source.info)
+        # The still: half a second into the clip's used part (a first frame is often dark).
+        at_s = first.start + min(0.5, first.duration / 2)
+        created = context.project_created_at
+        try:
+            card = await name_screen_card(
+                screen,
+                template=paths[0],
+                resolve=self.services.storage.resolve,
+                sound=sound,
+                project_name=context.project_name,
+                project_day=created.date() if created is not None else None,
+                width=width,
+                height=height,
+                background_clip=(first.source.path, at_s),
+                work_dir=temp / "name_screen",
+            )
+        except NameScreenError as exc:
+            raise RenderFailure(f"name screen: {exc}") from None
+        return attrs.evolve(inputs, title_card=card)
 
     def _existing_files(self, wanted: list[tuple[str, str]]) -> list[Path]:
         found = []
