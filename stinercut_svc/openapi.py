@@ -12,7 +12,8 @@ so a blueprint added later is documented like the others without extra work:
 * tag = the blueprint's name, described by the first line of its module docstring;
 * summary = the first line of the view's docstring, or its name in words;
 * every operation documents ``500`` and ``503`` in the error format (a bug; the
-  database down), besides the errors the route declares with ``errors(...)``;
+  database down), and ``404`` when its path has parameters, besides the errors the
+  route declares with ``errors(...)``;
 * a route without a documented success answer gets a described ``200``, and
   :func:`~.routers.docs.file_response` / :func:`~.routers.docs.upload_form`
   add file answers and ``multipart/form-data`` bodies (binary ``file`` fields).
@@ -142,18 +143,18 @@ class DocumentProvider(OpenAPIProvider):
         paths, components = super().build_paths(rule)
         func = self._app.view_functions[rule.endpoint]
         blueprint, _, name = rule.endpoint.rpartition(".")
-        for path_item in paths.values():
+        for path, path_item in paths.items():
             methods = [m for m in path_item if m in _METHODS]
             for method in methods:
                 # quart-schema shares one operation dict (shallowly) between methods.
                 operation = path_item[method] = copy.deepcopy(path_item[method])
                 suffix = f"_{method}" if len(methods) > 1 else ""
                 operation.setdefault("operationId", f"{rule.endpoint.replace('.', '_')}{suffix}")
-                components.update(self._complete(operation, func, blueprint, name))
+                components.update(self._complete(operation, func, blueprint, name, path))
         return paths, components
 
     def _complete(
-        self, operation: dict[str, Any], func: Any, blueprint: str, name: str
+        self, operation: dict[str, Any], func: Any, blueprint: str, name: str, path: str
     ) -> dict[str, Any]:
         components: dict[str, Any] = {}
         if not operation.get("tags"):
@@ -192,7 +193,10 @@ class DocumentProvider(OpenAPIProvider):
 
         error_object, found = self.build_response_object(ErrorOut, None)
         components.update(found)
-        for status, meaning in COMMON_ERRORS.items():
+        common = dict(COMMON_ERRORS)
+        if "{" in path:
+            common[404] = "what the path names does not exist, in the error format"
+        for status, meaning in common.items():
             if status not in responses:
                 responses[status] = {**copy.deepcopy(error_object), "description": meaning}
         for status, response in responses.items():
