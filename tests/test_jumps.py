@@ -295,11 +295,19 @@ async def test_confirm_accepts_a_jump_without_freefall(
     body = _ok(await http.post(f"/api/jumps/{before_qr}/confirm"))
     view = body["jumps"][0]
     assert (view["state"], view["reasons"]) == ("resolved", [])
+    # the import is resolved once its last jump is (the card's third needs a customer)
+    listing = _ok(await http.get(f"/api/imports/{seeded['batch']}/jumps"))
+    assert (listing["status"], listing["needs_manual"]) == ("needs_manual", 1)
+    _ok(await http.post(f"/api/jumps/{seeded['jumps'][2]}/assign", json={"project_uuid": KNOWN}))
+    listing = _ok(await http.get(f"/api/imports/{seeded['batch']}/jumps"))
+    assert (listing["status"], listing["needs_manual"]) == ("resolved", 0)
     assert view["confirmed_at"] is not None
     assert [(t[1], t[2]) for t in await _timeline(app, seeded["other"])] == [(0.0, 30.0)]
     # a new customer needs a new confirmation
     body = _ok(await http.post(f"/api/jumps/{before_qr}/assign", json={"project_uuid": KNOWN}))
     assert (body["jumps"][0]["state"], body["jumps"][0]["confirmed_at"]) == ("needs_manual", None)
+    listing = _ok(await http.get(f"/api/imports/{seeded['batch']}/jumps"))
+    assert listing["status"] == "needs_manual"
 
 
 async def test_bad_input_is_answered_4xx(app: StinercutApp, http: httpx.AsyncClient) -> None:

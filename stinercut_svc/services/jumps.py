@@ -54,7 +54,7 @@ from ..ingest.fill import (
 )
 from ..ingest.resolve import JumpState
 from ..models import Project, isoformat, utcnow
-from ..models.ingest import ImportBatch, Jump, VideoFile, VideoFileSegment
+from ..models.ingest import BatchStatus, ImportBatch, Jump, VideoFile, VideoFileSegment
 from .cleanup import thumbnail_path
 
 if TYPE_CHECKING:
@@ -313,10 +313,26 @@ def _forget_deleted_customer(session: Session, jump: Jump) -> None:
         jump.project_id = None
 
 
+def _refresh_batch(session: Session, batch_id: int) -> None:
+    """A finished import is ``resolved`` once every jump is, else ``needs_manual``
+    (``resolution_type`` keeps what the analysis found). A batch still copying or
+    analysing is left to the pipeline."""
+    batch = session.get(ImportBatch, batch_id)
+    if batch is None or batch.status not in (BatchStatus.RESOLVED, BatchStatus.NEEDS_MANUAL):
+        return
+    states = session.scalars(select(Jump.state).where(Jump.import_batch_id == batch_id)).all()
+    resolved = all(state == JumpState.RESOLVED for state in states)
+    status = BatchStatus.RESOLVED if resolved else BatchStatus.NEEDS_MANUAL
+    if batch.status != status:
+        batch.status = status
+
+
 def _change(
     session: Session, jumps: Sequence[Jump], settled: Sequence[tuple[FillOutcome, bool]]
 ) -> Change:
     session.flush()
+    for batch_id in {j.import_batch_id for j in jumps}:
+        _refresh_batch(session, batch_id)
     render = tuple(
         dict.fromkeys(o.project_uuid for o, go in settled if go and o.project_uuid is not None)
     )
