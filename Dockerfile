@@ -12,12 +12,16 @@ RUN apt-get update \
 
 WORKDIR /app
 # Pinned, hash-checked dependencies first (a layer that changes only with the lock),
-# then the package itself without dependencies.
+# then the package's source. It is not pip-installed: building a wheel would fetch
+# the build backend (setuptools) unpinned; the source on PYTHONPATH and a
+# `stinercut` launcher give the same command without anything outside the lock.
 COPY requirements/runtime.lock ./requirements/runtime.lock
 RUN pip install --require-hashes -r requirements/runtime.lock
-COPY pyproject.toml README.md ./
 COPY stinercut_svc ./stinercut_svc
-RUN pip install --no-deps .
+ENV PYTHONPATH=/app
+RUN printf '#!/bin/sh\nexec python -m stinercut_svc "$@"\n' > /usr/local/bin/stinercut \
+    && chmod 0755 /usr/local/bin/stinercut \
+    && python -c "import stinercut_svc.app"
 
 RUN useradd --create-home --uid 10001 stinercut \
     && mkdir -p /data /shared-videos \
