@@ -60,7 +60,11 @@ def qr_clip(path: Path, code: str, seconds: float, creation_time: str) -> None:
         "-shortest", "-metadata", f"creation_time={creation_time}", str(path),
     )  # fmt: skip
     silent.unlink()
-    # The LRV proxy: the same timeline at 848x480, as a GoPro writes it.
+    proxy(path)
+
+
+def proxy(path: Path) -> None:
+    """The LRV proxy: the same timeline at 848x480, as a GoPro writes one per recording."""
     ffmpeg(
         "-i", str(path), "-vf", "scale=848:480", "-c:v", "libx264", "-preset", "ultrafast",
         "-b:v", "2M", "-c:a", "copy", "-f", "mp4", str(path.with_name("GL" + path.name[2:-4] + ".LRV")),
@@ -89,6 +93,7 @@ def build_card(root: Path, customers: list[str], args: argparse.Namespace) -> fl
             rate=30,
             video_bitrate=args.bitrate,
         )
+        proxy(g / f"GH01{qr_number + 1:04d}.MP4")
         seconds += args.qr_seconds + args.jump_seconds
     return seconds
 
@@ -136,11 +141,22 @@ def send_mounted(url: str, mount_path: str) -> float:
         ws.close()
 
 
-def cpu_of(pid: int) -> float:
-    """CPU seconds of the service process and its reaped children (ffmpeg, ffprobe)."""
+def _stat(pid: int) -> list[int]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+    return [int(v) for v in fields[11:15]]  # utime, stime, cutime, cstime
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds of the service: its process, its reaped children (ffmpeg, ffprobe) and
+    its live ones (the QR decoding worker processes live as long as the service)."""
+    ticks = sum(_stat(pid))
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                ticks += sum(_stat(int(child))[:2])
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def size_of(folder: Path) -> int:

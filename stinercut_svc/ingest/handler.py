@@ -414,11 +414,14 @@ class ImportHandler:
         await trio.to_thread.run_sync(partial(folder.mkdir, parents=True, exist_ok=True))
         try:
             for index, result in enumerate(analysis.recordings):
-                chapter = result.recording.chapters[0].file
+                first = result.recording.chapters[0]
+                chapter = first.file
                 dest = folder / f"{index}.jpg"
+                # The LRV proxy when there is one: same picture, a fraction of the decoding.
+                source = chapter.path if first.proxy is None else first.proxy.path
                 try:
                     await make_thumbnail(
-                        chapter.path,
+                        source,
                         dest,
                         duration=facts.get(chapter.relative, FileFacts()).duration,
                         ffmpeg=self.services.settings.ffmpeg,

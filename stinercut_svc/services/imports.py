@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from ..jobs import owner as owners
 from ..models import utcnow
+from ..models.base import isoformat
 from ..models.ingest import (
     ACTIVE_BATCH,
     BatchStatus,
@@ -149,15 +150,6 @@ def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def in_roots(roots: Sequence[Path], raw: str) -> bool:
-    """Whether a detector's mount path is one imports may read (no error: a check)."""
-    try:
-        check_import_path(roots, raw)
-    except ImportsError:
-        return False
-    return True
-
-
 # --- creating and showing --------------------------------------------------------------
 
 
@@ -247,7 +239,7 @@ def batch_detail(session: Session, uuid: str) -> dict[str, Any]:
             "fps": f.fps,
             "codec": f.codec,
             "file_size_bytes": f.file_size_bytes,
-            "recorded_at": None if f.recorded_at is None else f.recorded_at.isoformat() + "Z",
+            "recorded_at": isoformat(f.recorded_at),
             "status": f.status.value,
             "error_message": f.error_message,
             "dominant_classification": f.dominant_classification.value,
@@ -641,7 +633,6 @@ __all__ = [
     "claim",
     "create_batch",
     "heartbeat",
-    "in_roots",
     "install_triggers",
     "list_batches",
     "owns",
