@@ -322,7 +322,7 @@ def test_text_without_a_font_and_unreadable_fonts_fail(tmp_path: Path) -> None:
         load_font(tmp_path / "missing.ttf")
 
 
-async def test_prepare_runs_in_a_thread_and_cleans_up_on_failure(tmp_path: Path) -> None:
+async def test_prepare_runs_in_a_worker_process_and_cleans_up_on_failure(tmp_path: Path) -> None:
     svg = _write(tmp_path / "a.svg", animated(
         '{"id": "bg", "group_id": "bg"},' + TEXT_LAYER % (100, "start", 100)))
     work = tmp_path / "work"

@@ -41,12 +41,14 @@ Why things are done the way they are:
   (the asset upload refuses them too; a file edited on disk is checked again).
 
 All of it is synchronous CPU work; :func:`prepare_name_screen` runs it in a
-worker thread and removes its files if it fails or is cancelled.
+worker process (resvg holds the GIL) and removes its files if it fails or is
+cancelled.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import math
@@ -64,6 +66,7 @@ from uuid import UUID
 import attrs
 import resvg_py
 import trio
+import trio_parallel
 from fontTools.ttLib import TTFont, TTLibError
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -904,19 +907,24 @@ async def prepare_name_screen(
     work_dir: Path,
     resolve: Callable[[str], Path] | None = None,
 ) -> PreparedNameScreen:
-    """:func:`prepare_sync` in a worker thread; ``work_dir`` is removed if it fails.
+    """:func:`prepare_sync` in a worker **process**; ``work_dir`` is removed if it fails.
 
-    resvg and fontTools are CPU-bound and would stall every request on the trio
-    thread. A cancelled job (or a failure) leaves no PNGs behind: the removal is
-    shielded so it runs even while the job's scope is being cancelled.
+    Not a thread: resvg-py holds the GIL while it renders (measured: a thread
+    rendering five 1080p layers left the main thread no turn for over a second
+    at a time), and fontTools is pure Python, so in a thread either would stall
+    every request and WebSocket of the trio thread. A cancelled job kills the
+    worker (``kill_on_cancel``), and a cancel or failure leaves no PNGs behind:
+    the removal is shielded so it runs even while the job's scope is cancelled.
+    ``resolve`` must be picklable (a bound method of the frozen ``Storage`` is).
     """
+    job = functools.partial(
+        prepare_sync, template_path, font_path, data, width=width, height=height,
+        duration=duration, work_dir=work_dir, resolve=resolve,
+    )
     try:
-        prepared = await trio.to_thread.run_sync(
-            lambda: prepare_sync(template_path, font_path, data, width=width, height=height,
-                                 duration=duration, work_dir=work_dir, resolve=resolve)
-        )
-        # A cancel that arrived while the thread ran is delivered here, inside the
-        # try, so the files it wrote are removed too.
+        prepared = await trio_parallel.run_sync(job, kill_on_cancel=True)
+        # A cancel that arrived while the worker ran is delivered here, inside
+        # the try, so the files it wrote are removed too.
         await trio.lowlevel.checkpoint()
         return prepared
     except BaseException:
@@ -945,7 +953,7 @@ async def name_screen_card(
     both turned into files by ``resolve`` (``Storage.resolve``); ``background_clip`` is the first
     clip and the time of the still (used only with ``options.background_blur``).
     Rasterises at ``width``x``height`` — the timeline's master size — in a
-    worker thread; raises :class:`NameScreenError` for the job's error message.
+    worker process; raises :class:`NameScreenError` for the job's error message.
     """
     from .recipes.name_screen import title_card  # the recipe imports this module
 
