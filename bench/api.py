@@ -5,14 +5,15 @@ Run (MariaDB on 127.0.0.1:3306, root with an empty password by default; wrk from
 
     .venv/bin/python bench/api.py [--database-url mysql://root@127.0.0.1:3306/stinercut_bench_api]
                                   [--backends mariadb,sqlite] [--rounds 3] [--seconds 8]
-                                  [--connections 20] [--upload-mib 1024]
+                                  [--connections 20] [--upload-mib 1024] [--metrics-only]
 
 Every server is a child process started the way production starts it (the real
 CLI, ``python -m stinercut_svc serve``, one Hypercorn trio worker), next to a bare
 Quart-Trio "hello" app on Hypercorn (``bench/hello_floor.py``): the floor no route
-of this framework stack can beat. Per backend two services share one database, one
-with ``LOG_LEVEL=WARNING`` (no access log) and one with ``LOG_LEVEL=INFO`` (access
-log written to a file). The load generator is wrk (C, one thread) at
+of this framework stack can beat. Per backend three services share one database:
+``LOG_LEVEL=WARNING`` (no access log), the same with ``METRICS_ENABLED=false``
+(no HTTP metrics, no ``/metrics``; request ids stay on), and ``LOG_LEVEL=INFO``
+(access log written to a file). The load generator is wrk (C, one thread) at
 ``--connections``; runs are interleaved round by round (the order rotates) and the
 figures printed are medians over the rounds, ratios taken within each round. It prints:
 
@@ -20,6 +21,9 @@ figures printed are medians over the rounds, ratios taken within each round. It 
   CPU per request, and the ratio to the floor measured in the same round;
 * the same reads spread at random over 20 projects (a wrk Lua script), where
   concurrent reads rarely share a fetch: the per-request cost without sharing;
+* the metrics' cost: req/s with metrics (the default) over req/s with
+  ``METRICS_ENABLED=false``, and the same for server CPU per request
+  (``--metrics-only`` runs just this comparison and the floor);
 * the access log's cost: req/s at ``INFO`` over req/s at ``WARNING``;
 * ``GET /api/health`` at ``--connections``: p99 and the count of non-200 answers,
   alone and while the same service is loaded with project reads;
@@ -241,6 +245,12 @@ async def seed(url: str, shared: Path, database_url: str) -> list[str]:
     return copies
 
 
+def variants(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(LOG_LEVEL, metrics on/off) of the services started per backend."""
+    measured = [("WARNING", "metrics"), ("WARNING", "no-metrics")]
+    return measured if args.metrics_only else [*measured, ("INFO", "metrics")]
+
+
 def _fields(row: object, **override: object) -> dict[str, object]:
     """A row's column values without its identity, for a copy."""
     skip = {"id", "uuid"}
@@ -267,20 +277,21 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
                 reset_database(database_url)
             shared = work / f"shared-{backend}"
             projects: list[str] = []
-            for level in ("WARNING", "INFO"):
+            for level, metrics in variants(args):
                 url, pid = await stack.enter_async_context(
                     serve_in_child(
-                        log_path=work / f"{backend}-{level}.log",
+                        log_path=work / f"{backend}-{level}-{metrics}.log",
                         DATABASE_URL=database_url,
                         SHARED_VIDEO_PATH=str(shared),
                         LOG_LEVEL=level,
+                        METRICS_ENABLED="true" if metrics == "metrics" else "false",
                     )
                 )
                 if not projects:
                     projects = await seed(url, shared, database_url)
                 servers.append(
                     Server(
-                        f"{backend} {level}",
+                        f"{backend} {level}" + (" no-metrics" if metrics != "metrics" else ""),
                         f"{url}/api/projects/{projects[0]}",
                         pid,
                         tuple(f"/api/projects/{p}" for p in projects),
@@ -289,6 +300,7 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
         async with httpx.AsyncClient() as http:  # one check that answers are what we load
             for server in servers[1:]:
                 body = (await http.get(server.url)).json()
+                assert "videos" in body, (server.name, body)
                 assert len(body["videos"]) == CLIPS and len(body["jobs"]) == JOBS, body
         for server in servers:  # warm-up
             await wrk(server, conns, 1)
@@ -302,7 +314,7 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
             for server in servers[shift:] + servers[:shift]:
                 runs[server.name].append(await wrk(server, conns, seconds))
             for server in servers[1:]:
-                if not server.name.endswith("WARNING"):
+                if not server.name.endswith("WARNING") or args.metrics_only:
                     continue
                 script = work / f"spread-{server.pid}.lua"
                 paths = ", ".join(f'"{p}"' for p in server.spread)
@@ -360,10 +372,11 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
         if sum(r.non2xx + r.errors for r in series):
             line += f"   NON-2XX/ERRORS {sum(r.non2xx + r.errors for r in series)}"
         print(line)
-    print(
-        f"  the same reads spread at random over {SPREAD} projects (little sharing), ratio to"
-        " the floor of the same round:"
-    )
+    if spread:
+        print(
+            f"  the same reads spread at random over {SPREAD} projects (little sharing), ratio"
+            " to the floor of the same round:"
+        )
     for name, series in spread.items():
         each = [a.rate / b.rate for a, b in zip(series, floor, strict=True)]
         print(
@@ -372,6 +385,37 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
             f"   server CPU {med([r.cpu_ms_per_request for r in series]):.2f} ms/req"
             f"   ratio to floor {med(each):.2f}"
         )
+    print(
+        "metrics (METRICS_ENABLED=true, the default) over METRICS_ENABLED=false, both at"
+        " LOG_LEVEL=WARNING, same round, medians:"
+    )
+    for backend in args.backends:
+        each = ratios(f"{backend} WARNING", f"{backend} WARNING no-metrics")
+        cpu = [
+            a.cpu_ms_per_request / b.cpu_ms_per_request
+            for a, b in zip(
+                runs[f"{backend} WARNING"], runs[f"{backend} WARNING no-metrics"], strict=True
+            )
+        ]
+        print(
+            f"  {backend:8s} req/s ratio {med(each):.3f} (cost {100 * (1 - med(each)):.1f} %;"
+            f" rounds {', '.join(f'{r:.3f}' for r in each)});"
+            f" server CPU per request ratio {med(cpu):.3f}"
+            f" (rounds {', '.join(f'{r:.3f}' for r in cpu)})"
+        )
+    observe_us, hook_us = await metrics_work_us(work)
+    print(
+        f"  metrics work per request, in-process, medians of 7 x 20000: counter+histogram"
+        f" {observe_us:.2f} us + route-template hook {hook_us:.2f} us = {observe_us + hook_us:.2f} us"
+    )
+    for backend in args.backends:
+        base = med([r.cpu_ms_per_request for r in runs[f"{backend} WARNING no-metrics"]]) * 1000
+        print(
+            f"  {backend:8s} = {100 * (observe_us + hook_us) / base:.2f} % of the server CPU per"
+            f" request without metrics ({base:.0f} us, same run)"
+        )
+    if args.metrics_only:
+        return
     print("access log (LOG_LEVEL=INFO) over no access log (WARNING), same round, medians:")
     for backend in args.backends:
         each = ratios(f"{backend} INFO", f"{backend} WARNING")
@@ -396,6 +440,38 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
                 f"   p99 {med([r.p99_ms for r in series]):6.2f} ms (worst round"
                 f" {max(r.p99_ms for r in series):.2f})   non-200 {bad} of {total}"
             )
+
+
+async def metrics_work_us(work: Path) -> tuple[float, float]:
+    """What metrics add to one request, measured on the code itself (steadier than req/s
+    on a shared machine): the counter and histogram update, and the ``after_request``
+    hook that records the route template, each timed over many calls."""
+    from quart import Response
+
+    from stinercut_svc.access_log import _remember_route
+    from stinercut_svc.app import create_app
+    from stinercut_svc.config import Settings
+    from stinercut_svc.metrics import ServiceMetrics
+
+    calls = 20_000
+    http = ServiceMetrics().http
+    app = create_app(
+        Settings(database_url=f"sqlite:///{work / 'micro.sqlite3'}", shared_video_path=work / "micro")
+    )
+    response = Response("x")
+    observe: list[float] = []
+    hook: list[float] = []
+    async with app.test_request_context("/api/projects/00000000-0000-4000-8000-000000000000"):
+        for _ in range(7):
+            started = time.perf_counter()
+            for _ in range(calls):
+                http.observe("GET", "/api/projects/<uuid>", 200, 0.004)
+            observe.append((time.perf_counter() - started) / calls * 1e6)
+            started = time.perf_counter()
+            for _ in range(calls):
+                await _remember_route(response)
+            hook.append((time.perf_counter() - started) / calls * 1e6)
+    return statistics.median(observe), statistics.median(hook)
 
 
 async def bench_upload(url: str, pid: int, work: Path, shared: Path, size_mib: int) -> None:
@@ -463,6 +539,11 @@ async def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--upload-mib", type=int, default=1024)
+    parser.add_argument(
+        "--metrics-only",
+        action="store_true",
+        help="only the metrics comparison (floor, metrics on, METRICS_ENABLED=false; no upload)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -478,7 +559,7 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="stinercut-bench-api-"))
     try:
         await bench_http(args, work)
-        if args.upload_mib:
+        if args.upload_mib and not args.metrics_only:
             reset_database(args.database_url)
             shared = work / "shared-upload"
             async with serve_in_child(

@@ -188,9 +188,10 @@ async def _remember_route(response: Any) -> Any:
 
     ``async`` on purpose: Quart runs a plain function hook in a worker thread.
     """
-    rule = request.url_rule
+    current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+    rule = current.url_rule
     if rule is not None:
-        request.scope[SCOPE_ROUTE] = rule.rule  # type: ignore[literal-required]
+        current.scope[SCOPE_ROUTE] = rule.rule
     return response
 
 
@@ -198,7 +199,8 @@ def install_request_tracking(app: StinercutApp, metrics: HttpMetrics | None) -> 
     """Wrap ``app.asgi_app`` (request ids, access line, metrics); record each request's route."""
     wrapped: Any = RequestTracking(app.asgi_app, metrics)  # type: ignore[arg-type]
     app.asgi_app = wrapped  # type: ignore[method-assign]
-    app.after_request(_remember_route)
+    if metrics is not None:  # the route template is for the metrics only
+        app.after_request(_remember_route)
 
 
 class AccessLogger(Logger):

@@ -44,7 +44,7 @@ def install_cors(app: Quart, origins: tuple[str, ...]) -> None:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Credentials"] = "true"
             response.headers["Access-Control-Expose-Headers"] = (
-                "Content-Disposition, Content-Range, Accept-Ranges"
+                "Content-Disposition, Content-Range, Accept-Ranges, X-Request-ID"
             )
             response.vary.add("Origin")
         return response

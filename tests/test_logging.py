@@ -105,6 +105,14 @@ async def test_request_ids_in_json_lines_and_one_access_line_each(
         assert upload.headers["x-request-id"] == "req-upload"
         sent["req-upload"] = 503
 
+        # A browser frontend may read the id (CORS exposes it).
+        async with httpx.AsyncClient(base_url=url, timeout=STEP_S) as http:
+            cors = await http.get(
+                "/", headers={"Origin": "http://localhost:8080", "X-Request-ID": "req-cors"}
+            )
+        assert "X-Request-ID" in cors.headers["access-control-expose-headers"].split(", ")
+        sent["req-cors"] = 200
+
         # Unusable ids are replaced by generated ones, which the answer carries.
         generated: list[str] = []
         for bad in ("x" * (MAX_REQUEST_ID + 1), "caf\u00e9".encode(), b"a\x01b"):
