@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -265,36 +265,30 @@ def read_jobs(
     return by_state, claims
 
 
-def _children(pid: int) -> Iterable[int]:
-    """Child pids of ``pid`` (every thread's ``children`` file; a full scan as fallback)."""
-    tasks = Path(f"/proc/{pid}/task")
+def _children(pid: int) -> list[int] | None:
+    """Child pids of ``pid`` from each of its threads' ``children`` file (Linux >= 3.5 with
+    ``CONFIG_PROC_CHILDREN``, as on Debian/Ubuntu kernels); ``None`` where it is missing."""
     found: list[int] = []
     try:
-        for task in tasks.iterdir():
+        for task in Path(f"/proc/{pid}/task").iterdir():
             found += [int(p) for p in (task / "children").read_text().split()]
-        return found
     except OSError:
-        pass
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-            found.append(int(entry.name))
+        return None
     return found
 
 
-def count_ffmpeg(pid: int) -> dict[str, int]:
-    """ffmpeg processes this service runs, by kind (``render``: tagged with a job).
+def count_ffmpeg(pid: int) -> dict[str, int] | None:
+    """ffmpeg processes this service runs, by kind (``render``: tagged with a job);
+    ``None`` when the kernel does not list children (the gauge is then left out).
 
     Every ffmpeg runs behind the guard (``media/runner.py``): the guard is our child,
     its command line is ``python guard.py FD TAG -- /path/ffmpeg ...``.
     """
+    children = _children(pid)
+    if children is None:
+        return None
     counts = {"render": 0, "other": 0}
-    for child in _children(pid):
+    for child in children:
         try:
             argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         except OSError:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import trio
 
 from stinercut_svc.access_log import MAX_REQUEST_ID, usable_request_id
 from tests.support.child_server import serve_in_child
+from tests.test_metrics import finished_job, upload_clip
 from tests.test_render_helpers import clip
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -64,6 +67,20 @@ async def fresh_request(
         return await http.request(method, path, headers=headers, **kwargs)
 
 
+@asynccontextmanager
+async def json_service(tmp_path: Path, database_url: str, **env: str) -> AsyncIterator[str]:
+    """The real service with ``LOG_FORMAT=json`` at INFO, its stderr in ``service.log``."""
+    async with serve_in_child(
+        log_path=tmp_path / "service.log",
+        LOG_LEVEL="INFO",
+        LOG_FORMAT="json",
+        DATABASE_URL=database_url,
+        SHARED_VIDEO_PATH=str(tmp_path / "shared"),
+        **env,
+    ) as (url, _pid):
+        yield url
+
+
 def access_lines(entries: list[dict[str, Any]], request_id: str) -> list[dict[str, Any]]:
     return [e for e in entries if e["logger"] == ACCESS and e.get("request_id") == request_id]
 
@@ -73,16 +90,9 @@ async def test_request_ids_in_json_lines_and_one_access_line_each(
 ) -> None:
     log = tmp_path / "service.log"
     source = clip(media_dir, "logging160", seconds=1, size="160x120")
-    async with serve_in_child(
-        log_path=log,
-        LOG_LEVEL="INFO",
-        LOG_FORMAT="json",
-        DATABASE_URL=database_url,
-        SHARED_VIDEO_PATH=str(tmp_path / "shared"),
-        # An upload then fails inside the request with a logged error: a line of
-        # that request other than its access line.
-        FFPROBE_BINARY=str(tmp_path / "no-ffprobe"),
-    ) as (url, _pid):
+    # An upload fails inside its request with a logged error (ffprobe missing): a line
+    # of that request other than its access line.
+    async with json_service(tmp_path, database_url, FFPROBE_BINARY=str(tmp_path / "no")) as url:
         sent: dict[str, int] = {}
         cases: list[tuple[str, str, str, dict[str, Any], int]] = [
             ("req-root", "GET", "/", {}, 200),
@@ -151,32 +161,19 @@ async def test_job_lines_carry_the_job_uuid(
 ) -> None:
     log = tmp_path / "service.log"
     source = clip(media_dir, "logging160", seconds=1, size="160x120")
-    async with serve_in_child(
-        log_path=log,
-        LOG_LEVEL="INFO",
-        LOG_FORMAT="json",
-        DATABASE_URL=database_url,
-        SHARED_VIDEO_PATH=str(tmp_path / "shared"),
-    ) as (url, _pid):
-        async with httpx.AsyncClient(base_url=url, timeout=STEP_S) as http:
-            project = (await http.post("/api/projects", json={"name": "Job logs"})).json()["uuid"]
-            uploaded = await http.post(
-                f"/api/projects/{project}/videos",
-                files={"file": ("jump.mp4", source.read_bytes(), "video/mp4")},
-            )
-            assert uploaded.status_code == 201, uploaded.text
+    async with json_service(tmp_path, database_url) as url:
+        async with httpx.AsyncClient(timeout=STEP_S) as http:
+            created = await http.post(f"{url}/api/projects", json={"name": "Job logs"})
+            project = created.json()["uuid"]
+            await upload_clip(http, url, project, source)
             started = await http.post(
-                f"/api/projects/{project}/render",
+                f"{url}/api/projects/{project}/render",
                 json={"output": {"preset": "ultrafast", "width": 160, "height": 120}},
                 headers={"X-Request-ID": "req-render"},
             )
             assert started.status_code == 202, started.text
             job = started.json()["uuid"]
-            with trio.fail_after(120):
-                while (row := (await http.get(f"/api/jobs/{job}")).json())["status"] not in (
-                    "completed", "failed", "cancelled"
-                ):
-                    await trio.sleep(0.1)
+            row = await finished_job(http, url, job)
             assert row["status"] == "completed", row
         with trio.fail_after(STEP_S):
             while not any("completed in" in e["message"] for e in read_json_lines(log)):

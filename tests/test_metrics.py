@@ -73,6 +73,26 @@ async def wait_scrape(
     raise AssertionError(what)  # pragma: no cover - fail_after raises first
 
 
+async def upload_clip(http: httpx.AsyncClient, url: str, project: str, source: Path) -> int:
+    """Upload ``source`` as a clip of ``project``; the multipart body's size in bytes."""
+    uploaded = await http.post(
+        f"{url}/api/projects/{project}/videos",
+        files={"file": ("jump.mp4", source.read_bytes(), "video/mp4")},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    return int(uploaded.request.headers["content-length"])
+
+
+async def finished_job(http: httpx.AsyncClient, url: str, job: str) -> dict[str, Any]:
+    """Poll ``GET /api/jobs/{job}`` until the job has ended; its row."""
+    with trio.fail_after(120):
+        while True:
+            row: dict[str, Any] = (await http.get(f"{url}/api/jobs/{job}")).json()
+            if row["status"] in ("completed", "failed", "cancelled"):
+                return row
+            await trio.sleep(0.1)
+
+
 async def test_http_hub_upload_and_render_are_counted(
     settings: Settings, media_dir: Path
 ) -> None:
@@ -98,12 +118,7 @@ async def test_http_hub_upload_and_render_are_counted(
 
         # -- an upload: its multipart body's bytes ------------------------------------------
         source = clip(media_dir, "metrics160", seconds=1, size="160x120")
-        uploaded = await http.post(
-            f"{url}/api/projects/{project}/videos",
-            files={"file": ("jump.mp4", source.read_bytes(), "video/mp4")},
-        )
-        assert uploaded.status_code == 201, uploaded.text
-        body_bytes = int(uploaded.request.headers["content-length"])
+        body_bytes = await upload_clip(http, url, project, source)
 
         # -- the hub: a detector (websocket-client, like the real one) and a frontend -------
         detector = await trio.to_thread.run_sync(
@@ -136,12 +151,7 @@ async def test_http_hub_upload_and_render_are_counted(
             f"{url}/api/projects/{project}/render", json={"output": {"preset": "ultrafast"}}
         )
         assert started.status_code == 202, started.text
-        job = started.json()["uuid"]
-        with trio.fail_after(60):
-            while (row := (await http.get(f"{url}/api/jobs/{job}")).json())["status"] not in (
-                "completed", "failed", "cancelled"
-            ):
-                await trio.sleep(0.1)
+        row = await finished_job(http, url, started.json()["uuid"])
         assert row["status"] == "completed", row
 
         after = await wait_scrape(
