@@ -45,13 +45,13 @@ from .routers import metrics as metrics_routes
 from .routers import projects as projects_routes
 from .routers import services as services_routes
 from .routers import settings as settings_routes
-from .routers import videos as videos_routes
 from .routers import shares as shares_routes
+from .routers import videos as videos_routes
 from .routers import webhooks as webhooks_routes
 from .routers import websocket as websocket_routes
+from .services.imports import install_triggers
 from .storage import Storage
 from .uploads import PartialUploads, StreamingHTTPConnection, sweep_partials_forever
-from .services.imports import install_triggers
 from .webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
