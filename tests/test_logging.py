@@ -9,7 +9,9 @@ right after the answer: the case in which Hypercorn used to log a request twice
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +23,10 @@ import httpx
 import pytest
 import trio
 
+from stinercut_svc import logs
 from stinercut_svc.access_log import MAX_REQUEST_ID, usable_request_id
+from stinercut_svc.config import ConfigError, Settings
+from stinercut_svc.logs import configure_logging
 from tests.support.child_server import serve_in_child
 from tests.test_metrics import finished_job, upload_clip
 from tests.test_render_helpers import clip
@@ -208,3 +213,42 @@ async def test_job_lines_carry_the_job_uuid(
 )
 def test_which_request_ids_are_kept(raw: bytes, expected: str | None) -> None:
     assert usable_request_id(raw) == expected
+
+
+def test_log_settings_are_parsed() -> None:
+    base = {"DATABASE_URL": "sqlite:///x.sqlite3"}
+    assert Settings.from_env(base).log_format == "text"
+    assert Settings.from_env({**base, "LOG_FORMAT": "JSON"}).log_format == "json"
+    assert Settings.from_env(base).metrics_enabled is True
+    assert Settings.from_env({**base, "METRICS_ENABLED": "off"}).metrics_enabled is False
+    with pytest.raises(ConfigError, match="LOG_FORMAT"):
+        Settings.from_env({**base, "LOG_FORMAT": "xml"})
+
+
+def test_configure_logging_twice_writes_each_record_once() -> None:
+    """One handler on the root however often it is configured; tracebacks stay on one line."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    try:
+        configure_logging("INFO", "json")
+        configure_logging("INFO", "json")
+        assert len(root.handlers) == 1
+        root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        token = logs.request_id.set("unit-1")
+        try:
+            raise ValueError("boom\nsecond line")
+        except ValueError:
+            logging.getLogger("stinercut_svc.unit").exception("it failed")
+        finally:
+            logs.request_id.reset(token)
+        logging.getLogger("stinercut_svc.unit").info("after")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    failed, after = (json.loads(line) for line in lines)
+    assert failed["message"] == "it failed" and failed["request_id"] == "unit-1"
+    assert "ValueError: boom\nsecond line" in failed["exception"]
+    assert after["message"] == "after" and "request_id" not in after
