@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import trio
 from sqlalchemy import select
 
 from stinercut_svc.context import StinercutApp
@@ -148,3 +149,42 @@ async def test_edition_routes_refuse_bad_requests(
     assert bad.status_code in (400, 404)
     listing = await (await client.get(f"/api/jobs/{job['uuid']}/outputs")).get_json()
     assert [i["name"] for i in listing["items"]] == ["main"]
+
+
+async def test_cancel_in_a_crossfade_with_editions_leaves_nothing(
+    app: StinercutApp, client, media_dir: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """A 2 s clip crossfading (1-2 s) into a 30 s one, three outputs: cancelled once
+    progress reaches the crossfade, no process, temp folder or output file is left."""
+    from tests.test_render_helpers import (
+        job_row,
+        long_clip,
+        media_children,
+        render_folders,
+        wait_rendering,
+    )
+
+    short = clip(media_dir, "c2s", seconds=2, size="160x120")
+    project = await add_project(app, [short, long_clip(media_dir)], name="Two")
+    body = {
+        "transition": "crossfade",
+        "transition_duration": 1.0,
+        "editions": [{"name": "vertical", "width": 360, "height": 640}, {"name": "preview",
+                                                                         "width": 320}],
+        "output": {"width": 1280, "height": 720, "preset": "medium"},
+    }  # fmt: skip
+    job = await start_render(client, project, body)
+    await wait_rendering(app, job["uuid"])
+    with trio.fail_after(120):
+        while (row := await job_row(app, job["uuid"]))["progress"] < 4:  # 1 s of 31
+            assert row["status"] == "processing", row
+            await trio.sleep(0.05)
+    response = await client.post(f"/api/jobs/{job['uuid']}/cancel")
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    assert (await response.get_json())["status"] == "cancelled"
+    assert media_children() == []
+    assert render_folders(app) == []
+    folder = app.storage.output / project
+    assert not folder.exists() or list(folder.iterdir()) == []
+    listing = await (await client.get(f"/api/jobs/{job['uuid']}/outputs")).get_json()
+    assert listing["items"] == []
