@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import trio
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -558,3 +559,37 @@ async def test_files_in_no_jump_are_listed(app: StinercutApp, http: httpx.AsyncC
     body = _ok(await http.get(f"/api/imports/{seeded['batch']}/jumps"))
     assert [f["uuid"] for f in body["unplaced_files"]] == [loose]
     assert sum(len(r["files"]) for j in body["jumps"] for r in j["recordings"]) == 5
+
+
+async def test_concurrent_changes_into_one_project_serialise(
+    app: StinercutApp, http: httpx.AsyncClient
+) -> None:
+    """Two jumps assigned to one project at the same moment, while the pipeline fills
+    the import again: every clip once, positions 0..n-1 without gaps or ties."""
+    seeded = await _seed(app)
+    answers: list[httpx.Response] = []
+
+    async def assign(jump: str) -> None:
+        answers.append(
+            await http.post(f"/api/jumps/{jump}/assign", json={"project_uuid": seeded["other"]})
+        )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(assign, seeded["jumps"][0])
+        nursery.start_soon(assign, seeded["jumps"][2])
+        nursery.start_soon(service.apply_resolved, app, seeded["batch"])
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+
+    def orders(session: Session) -> list[tuple[int, int | None]]:
+        rows = session.execute(
+            select(Video.order, Video.video_file_id)
+            .join(Project, Project.id == Video.project_id)
+            .where(Project.uuid == seeded["other"])
+            .order_by(Video.order)
+        ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    rows = await app.db.run(orders)
+    # jump 3 (2 clips) resolves; jump 1 has no freefall and stays off the timeline
+    assert [order for order, _ in rows] == [0, 1]
+    assert len({file_id for _, file_id in rows}) == 2

@@ -338,7 +338,10 @@ def fill_jump(
     extras: list[Video] = []
     if files:
         for row in session.scalars(
-            select(Video).where(Video.video_file_id.in_([f.id for f in files])).order_by(Video.id)
+            select(Video)
+            .where(Video.video_file_id.in_([f.id for f in files]))
+            .order_by(Video.id)
+            .with_for_update()
         ):
             assert row.video_file_id is not None
             if row.video_file_id in existing:
@@ -481,7 +484,12 @@ def _order_timeline(
     as one block where the first of ``anchors`` (rows already there) was, else last."""
     rows = list(
         session.scalars(
-            select(Video).where(Video.project_id == project_id).order_by(Video.order, Video.id)
+            select(Video)
+            .where(Video.project_id == project_id)
+            .order_by(Video.order, Video.id)
+            # a locking read sees rows other transactions committed meanwhile
+            # (a plain one would read MariaDB's snapshot from before the lock)
+            .with_for_update()
         )
     )
     ours = {id(row) for row in placed}

@@ -117,6 +117,27 @@ def find_jump(session: Session, uuid: str, *, lock: bool = False) -> Jump:
     return jump
 
 
+def claim_rows(session: Session, *, jumps: Sequence[str] = (), batch: str | None = None) -> None:
+    """Lock the import(s) concerned before anything is read: one change per import
+    at a time.
+
+    Every change of an import's jumps (staff's and the pipeline's) starts with this
+    UPDATE of its ``import_batch`` row. SQLite then takes its one write lock at once (a
+    transaction that read first and wrote later could fail with "database is locked"
+    beside another writer); MariaDB makes the others wait on the row, and what they
+    read afterwards is what the first one committed — never an older view of a jump
+    that would undo its change. One statement, so several rows are locked in one order.
+    """
+    now = utcnow()
+    if jumps:
+        owners = select(Jump.import_batch_id).where(Jump.uuid.in_(list(jumps)))
+        session.execute(
+            update(ImportBatch).where(ImportBatch.id.in_(owners)).values(updated_at=now)
+        )
+    if batch is not None:
+        session.execute(update(ImportBatch).where(ImportBatch.uuid == batch).values(updated_at=now))
+
+
 def find_batch(session: Session, uuid: str) -> ImportBatch:
     batch = session.scalars(select(ImportBatch).where(ImportBatch.uuid == uuid)).one_or_none()
     if batch is None:
@@ -345,6 +366,7 @@ def _change(
 
 def assign(session: Session, uuid: str, project_uuid: str | None, cfg: FillConfig) -> Change:
     """Make ``project_uuid`` the jump's customer (``None``: no customer)."""
+    claim_rows(session, jumps=[uuid])
     jump = find_jump(session, uuid, lock=True)
     if project_uuid is None:
         jump.project_id = None
@@ -365,6 +387,7 @@ def assign(session: Session, uuid: str, project_uuid: str | None, cfg: FillConfi
 
 def confirm(session: Session, uuid: str, cfg: FillConfig) -> Change:
     """Accept the jump as it stands; it needs a customer."""
+    claim_rows(session, jumps=[uuid])
     jump = find_jump(session, uuid, lock=True)
     _forget_deleted_customer(session, jump)
     if jump.project_id is None:
@@ -380,6 +403,7 @@ def confirm(session: Session, uuid: str, cfg: FillConfig) -> Change:
 def split(session: Session, uuid: str, at: str | int, cfg: FillConfig) -> Change:
     """Cut the jump before recording ``at`` (its index in the jump, or one of its files'
     uuids): that recording and the ones after it become a new jump right after it."""
+    claim_rows(session, jumps=[uuid])
     jump = find_jump(session, uuid, lock=True)
     recs = recordings_of(session, jump_files(session, jump))
     index = _split_index(recs, uuid, at)
@@ -493,6 +517,7 @@ def merge(session: Session, uuids: Sequence[str], cfg: FillConfig) -> Change:
         raise JumpError(
             "invalid", "invalid_merge", "merge takes two different jumps", field="jumps"
         )
+    claim_rows(session, jumps=uuids)
     a, b = (find_jump(session, u, lock=True) for u in uuids)
     if a.import_batch_id != b.import_batch_id:
         raise JumpError(
@@ -548,6 +573,7 @@ def fill_batch(
 ) -> list[tuple[FillOutcome, bool]]:
     """Judge every jump of the import from its rows and put its clips where the verdict
     says (the pipeline's entry). Returns each fill and whether its project should render."""
+    claim_rows(session, batch=batch_uuid)
     batch = find_batch(session, batch_uuid)
     settled: list[tuple[FillOutcome, bool]] = []
     for jump in session.scalars(
