@@ -184,18 +184,16 @@ class RenderHandler:
         )
         await self._render(job)
 
+    def _finish(self, job: RunningJob, status: JobStatus, **extra: Any) -> Any:
+        """``queue.finish`` for this job and owner, ready for ``db.run``."""
+        return partial(queue.finish, job_id=job.ref.id, owner=self.services.owner, status=status,
+                       **extra)  # fmt: skip
+
     async def record_cancel(self, job: RunningJob, *, shutdown: bool) -> None:
         """User cancel: ``cancelled``. Shutdown: back to ``pending`` (runs on the next start)."""
         try:
             if job.reason == "user":
-                row = await self.services.db.run(
-                    partial(
-                        queue.finish,
-                        job_id=job.ref.id,
-                        owner=self.services.owner,
-                        status=JobStatus.CANCELLED,
-                    )
-                )
+                row = await self.services.db.run(self._finish(job, JobStatus.CANCELLED))
                 log.info("job %s cancelled", job.ref.uuid)
             elif shutdown:
                 row = await self.services.db.run(
@@ -466,13 +464,7 @@ class RenderHandler:
         with trio.CancelScope(shield=True), trio.move_on_after(self.services.timing.cleanup_timeout_s):
             try:
                 row = await self.services.db.run(
-                    partial(
-                        queue.finish,
-                        job_id=job.ref.id,
-                        owner=self.services.owner,
-                        status=JobStatus.FAILED,
-                        error_message=message[:4000],
-                    )
+                    self._finish(job, JobStatus.FAILED, error_message=message[:4000])
                 )
             except Exception as exc:
                 log.warning("job %s: could not record the failure: %s", job.ref.uuid, exc)
