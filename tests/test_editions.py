@@ -122,6 +122,14 @@ async def test_one_render_writes_every_edition(
     assert _red(pixel(frame_rgb(files["main"], 1.5), *corner))
     assert sum(pixel(frame_rgb(files["main"], 0.5), *corner)) < 60
 
+    # Deleting the job removes every file it wrote.
+    stored = [app.storage.output / project / f"{job['uuid']}{s}.mp4"
+              for s in ("", "-vertical", "-preview")]  # fmt: skip
+    assert all(p.is_file() for p in stored)
+    response = await client.delete(f"/api/jobs/{job['uuid']}")
+    assert (await response.get_json())["removed_files"] == 3
+    assert not any(p.exists() for p in stored)
+
 
 async def test_edition_routes_refuse_bad_requests(
     app: StinercutApp, client, media_dir: Path  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ job with half its editions, nor editions of a job that did not complete.
 from __future__ import annotations
 
 import attrs
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..models import Job, JobOutput, JobStatus, utcnow
@@ -49,3 +49,14 @@ def finish_with_editions(
                               width=edition.width, height=edition.height, codec=edition.codec,
                               size_bytes=edition.size_bytes, created_at=now))  # fmt: skip
     return job
+
+
+def edition_paths(session: Session, *, job_uuid: str | None = None,
+                  project_id: int | None = None) -> list[str]:  # fmt: skip
+    """Stored paths of the editions of one job, or of every job of a project (for deletion)."""
+    query = select(JobOutput.path).join(Job, Job.id == JobOutput.job_id)
+    if job_uuid is not None:
+        query = query.where(Job.uuid == job_uuid)
+    if project_id is not None:
+        query = query.where(Job.project_id == project_id)
+    return list(session.scalars(query))

@@ -35,6 +35,7 @@ from ..downloads import safe_file_name, serve_file
 from ..errors import ApiError
 from ..jobs import queue
 from ..jobs.options import RenderOptions, merge, project_options
+from ..jobs.outputs import edition_paths
 from ..jobs.render import require_available_codecs
 from ..jobs.supervisor import status_message
 from ..models import Asset, Job, JobStatus, Project, Video
@@ -307,10 +308,13 @@ async def delete_job(uuid: str) -> dict[str, Any]:
         project_status.refresh(session, project_id)  # its video may have been the last
         return output
 
+    editions = await app.db.run(partial(edition_paths, job_uuid=job_uuid))  # job_output rows
     output = await app.db.run(remove)
     removed = 0
     if output:
         removed = await trio.to_thread.run_sync(_remove_output, app.storage, output)
+    for relative in editions:
+        removed += await trio.to_thread.run_sync(_remove_output, app.storage, relative)
     return {"deleted": job_uuid, "removed_files": removed}
 
 

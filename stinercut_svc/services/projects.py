@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ApiError
 from ..jobs.options import RenderOptions
+from ..jobs.outputs import edition_paths
 from ..models import Asset, AssetType, Job, JobStatus, Project, ProjectStatus, Video, utcnow
 from ..storage import Storage
 from .cleanup import resolve_stored, thumbnail_path
@@ -204,6 +205,8 @@ def delete_project(session: Session, storage: Storage, uuid: str, *, purge: bool
     )
     files = [thumbnail_path(storage, v.uuid) for v in videos]
     files += [p for p in (resolve_stored(storage, o) for o in outputs) if p is not None]
+    editions = edition_paths(session, project_id=project.id)  # job_output rows (editions)
+    files += [p for p in (resolve_stored(storage, o) for o in editions) if p is not None]
     folders: tuple[Path, ...] = ()
     if purge:
         files += unshared_sources(session, storage, videos, leaving={v.id for v in videos})
