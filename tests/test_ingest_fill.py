@@ -302,3 +302,25 @@ def test_rows_are_found_by_their_file_whatever_the_file_row_says(engine: Engine)
         assert stray.uuid in outcome.dropped
         assert _timeline(session, old) == []
         assert [r.id for r in _timeline(session, new)] == ids
+
+
+def test_settings_for_filling_and_auto_render() -> None:
+    from stinercut_svc.config import ConfigError, Settings
+    from stinercut_svc.services.jumps import fill_config
+
+    base = {"DATABASE_URL": "sqlite:///x.sqlite3"}
+    default = Settings.from_env(base)
+    assert (default.ingest_ground_after_landing_s, default.ingest_auto_render) == (20.0, False)
+    assert fill_config(default).ground_after_landing_s == 20.0
+    tuned = Settings.from_env(
+        {**base, "INGEST_GROUND_AFTER_LANDING_S": "7.5", "INGEST_AUTO_RENDER": "yes"}
+    )
+    assert (tuned.ingest_ground_after_landing_s, tuned.ingest_auto_render) == (7.5, True)
+    assert fill_config(tuned).ground_after_landing_s == 7.5
+    for name, value in [
+        ("INGEST_GROUND_AFTER_LANDING_S", "-1"),
+        ("INGEST_GROUND_AFTER_LANDING_S", "soon"),
+        ("INGEST_AUTO_RENDER", "maybe"),
+    ]:
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({**base, name: value})
