@@ -34,19 +34,23 @@ import attrs
 import trio
 
 from ..media.encoders import video_encoders
+from ..media.loudness import LoudnessCache, LoudnessError
 from ..media.probe import ProbeError, probe
 from ..media.runner import Progress, ToolError, ToolMissingError, run_ffmpeg
 from ..models import JobStatus
+from ..render.music import resolve_audio
 from ..render.name_screen import NameScreenError, name_screen_card
+from ..render.recipes.audio import AudioSetup, measure_sources
 from ..storage import UnsafePathError
 from . import owner as owners
 from . import queue
-from .options import RenderOptions, resolve, setting_overrides
+from .options import RenderOptions, ResolvedOptions, resolve, setting_overrides
 from .outputs import EditionFile, finish_with_editions
 from .plan import (
     PlanError,
     RenderInputs,
     RenderPlan,
+    Segment,
     Source,
     build_plan,
     check_requested_codecs,
@@ -325,7 +329,40 @@ class RenderHandler:
         return RenderInputs(
             tuple(segments), options, watermark, music, encoders,
             clip_uuids=tuple(clip.uuid for clip in context.clips),
+            # audio helper: music per phase, loudness of every source, freefall windows
+            audio_setup=await self._audio_setup(context, options, asset_sources, segments),
+            clip_freefall=tuple((clip.freefall_start_s, clip.freefall_end_s)
+                                for clip in context.clips),  # fmt: skip
         )
+
+    # --- audio helper ----------------------------------------------------------------
+
+    async def _audio_setup(
+        self,
+        context: queue.JobContext,
+        options: ResolvedOptions,
+        assets: dict[str, Source],
+        segments: list[Segment],
+    ) -> AudioSetup:
+        """Music files per phase, and the loudness of every source (measured once, cached)."""
+        audio = resolve_audio(context.options.audio, audio_asset=options.audio_asset,
+                              audio_mode=options.audio_mode,
+                              music_volume=options.music_volume)  # fmt: skip
+        by_uuid = {context.assets[name].uuid: source for name, source in assets.items()}
+        music: dict[str, tuple[Path, Any]] = {}
+        for uuid in {u for u in audio.tracks.values() if u}:
+            source = by_uuid[uuid]
+            if source.info.audio is None:
+                raise RenderFailure(f"{source.label} has no audio stream")
+            music[uuid] = (source.path, source.info)
+        cache = LoudnessCache(self.services.storage.root / "cache" / "loudness",
+                              ffmpeg=self.services.settings.ffmpeg)  # fmt: skip
+        wanted = [(s.source.path, s.source.info) for s in segments] + list(music.values())
+        try:
+            loudness = await measure_sources(cache, wanted)
+        except LoudnessError as exc:
+            raise RenderFailure(str(exc)) from None
+        return AudioSetup(audio, music, loudness, context.options.slow_motion)
 
     # --- name screen (namescreen helper) -------------------------------------------
 
