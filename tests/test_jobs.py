@@ -117,7 +117,9 @@ async def test_render_list_show_download_delete(
     assert whole.status_code == 200
     assert whole.headers["Content-Type"] == "video/mp4"
     disposition = whole.headers["Content-Disposition"]
-    assert disposition.startswith("attachment") and "Jump-1-" in disposition and ".mp4" in disposition
+    # "Jump Ä/1": the name keeps its letter in filename* (RFC 6266), ASCII fallback beside it
+    assert disposition.startswith("attachment") and 'filename="Jump-A-1-' in disposition
+    assert "filename*=UTF-8''Jump-%C3%84-1-" in disposition and disposition.endswith(".mp4")
     assert await whole.get_data() == path.read_bytes()
     part = await client.get(f"/api/jobs/{job['uuid']}/output", headers={"Range": "bytes=10-109"})
     assert part.status_code == 206
