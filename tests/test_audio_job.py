@@ -21,7 +21,13 @@ from stinercut_svc.models import Video
 from stinercut_svc.render.recipes.slowmo import SlowWindow, output_duration, to_output
 from tests.support.media import ffmpeg
 from tests.test_audio_render import loudness, pcm, switch_times
-from tests.test_render_helpers import add_asset, add_project, ffprobe_json, start_render, wait_job
+from tests.test_render_helpers import (
+    add_asset,
+    add_project,
+    ffprobe_json,
+    start_render,
+    wait_job,
+)
 
 EXIT, DEPLOYMENT, LENGTH = 3.0, 5.5, 8.0
 
@@ -107,3 +113,22 @@ async def test_bad_audio_options_are_422_and_a_wrong_music_asset_fails_naming_it
     done = await wait_job(app, job["uuid"], timeout=60)
     assert done["status"] == "failed"
     assert done["error_message"] == "music.freefall: asset 'Intro' is a intro asset"
+
+
+async def test_fast_path_sound_is_on_target_too(
+    app: StinercutApp, client, media_dir: Path, built_in_defaults: None  # type: ignore[no-untyped-def]
+) -> None:
+    """Picture copied, sound through the same chain: the mono sine clips come out stereo,
+    equal on both channels, at the programme target."""
+    from tests.test_render_helpers import clip
+
+    same = clip(media_dir, "c1s", seconds=1, size="160x120")
+    project = await add_project(app, [same, same])
+    job = await start_render(client, project, {"audio": {"loudness_lufs": -18}})
+    done = await wait_job(app, job["uuid"], timeout=60)
+    assert done["status"] == "completed", done
+    output = app.storage.resolve(done["output_path"])
+    assert done["render_path"] == "fastpath"
+    assert loudness(output)["I"] == pytest.approx(-18.0, abs=1.0)
+    left = loudness(output, "pan=mono|c0=c0")["I"]
+    assert left == pytest.approx(loudness(output, "pan=mono|c0=c1")["I"], abs=0.05)
