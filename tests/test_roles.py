@@ -99,9 +99,11 @@ async def test_api_queues_and_worker_renders(
                     await trio.sleep(0.2)
             assert view["status"] == "completed", view
 
-            # The worker serves health (and liveness), nothing of the API.
+            # The worker serves health, liveness and metrics, nothing of the API.
             health = await http.get(f"{worker}/api/health")
             assert health.status_code == 200 and health.json()["database"] is True
+            scrape = await http.get(f"{worker}/metrics")  # Prometheus scrapes each worker
+            assert scrape.status_code == 200 and "stinercut_http_requests" in scrape.text
             for method, path in (
                 ("GET", "/api/projects"),
                 ("POST", f"/api/projects/{project['uuid']}/render"),
