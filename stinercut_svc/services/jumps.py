@@ -171,8 +171,11 @@ def customer_for_code(session: Session, code: str) -> Project | None:
             project = Project(uuid=code, name=name)
             session.add(project)
     except IntegrityError:
-        # Another request created it at the same moment: theirs is the one.
-        project = session.scalars(select(Project).where(Project.uuid == code)).one()
+        # Another request created it at the same moment: theirs is the one (a locking
+        # read: MariaDB's snapshot of this transaction may predate their commit).
+        project = session.scalars(
+            select(Project).where(Project.uuid == code).with_for_update()
+        ).one()
     return project
 
 
