@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import enum
 import shutil
-import subprocess
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -50,7 +50,7 @@ import numpy as np
 import trio
 from numpy.typing import NDArray
 
-from ..media.runner import _spawn_options, guarded, restrict_inputs
+from ..media.runner import keep_head, run_streaming
 
 SAMPLE_RATE = 8000
 BAND_FILTER = "highpass=f=800,highpass=f=800,lowpass=f=1500,lowpass=f=1500"
@@ -229,11 +229,12 @@ async def _decode_into(path: Path, envelope: Envelope, ffmpeg: str) -> None:
     # carrying the partial window over into the next chapter (Envelope does).
     stderr = bytearray()
     async with trio.open_nursery() as nursery:
+        # Behind the runner's guard, local files only (#11).
         process: trio.Process = await nursery.start(
-            _run_process, decode_command(path, ffmpeg=ffmpeg)
+            partial(run_streaming, decode_command(path, ffmpeg=ffmpeg), tag="freefall")
         )
         assert process.stdout is not None and process.stderr is not None
-        nursery.start_soon(_drain, process.stderr, stderr)
+        nursery.start_soon(keep_head, process.stderr, stderr)
         while chunk := await process.stdout.receive_some(READ_CHUNK):
             envelope.feed(chunk)
     if process.returncode != 0:
@@ -241,25 +242,6 @@ async def _decode_into(path: Path, envelope: Envelope, ffmpeg: str) -> None:
         raise AnalysisError(f"{path.name}: audio decode failed ({' '.join(tail) or 'no output'})")
     if envelope.samples == before:
         raise AnalysisError(f"{path.name}: no audio stream")
-
-
-async def _run_process(argv: list[str], *, task_status: trio.TaskStatus[trio.Process]) -> None:
-    await trio.run_process(
-        # Behind the runner's guard (dies with the service), local files only (#11).
-        guarded([argv[0], *restrict_inputs(argv[1:])], tag="freefall"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        check=False,
-        task_status=task_status,
-        **_spawn_options(),
-    )
-
-
-async def _drain(stream: trio.abc.ReceiveStream, into: bytearray) -> None:
-    async for chunk in stream:
-        if len(into) < 8192:
-            into.extend(chunk)
 
 
 # --- detection (pure) ---------------------------------------------------------------

@@ -32,8 +32,8 @@ import json
 import math
 import os
 import shutil
-import subprocess
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -41,7 +41,7 @@ import numpy as np
 import trio
 from numpy.typing import NDArray
 
-from .runner import _spawn_options, guarded, restrict_inputs
+from .runner import keep_head, run_streaming
 
 RATE = 48000
 BLOCK_S = 0.1
@@ -180,9 +180,11 @@ async def measure(path: Path, stereo_chain: str, *, ffmpeg: str = "ffmpeg") -> S
     frames = 0
     with trio.fail_after(MEASURE_TIMEOUT_S):
         async with trio.open_nursery() as nursery:
-            process: trio.Process = await nursery.start(_run, argv)
+            process: trio.Process = await nursery.start(
+                partial(run_streaming, argv, tag="loudness")
+            )
             assert process.stdout is not None and process.stderr is not None
-            nursery.start_soon(_drain, process.stderr, stderr)
+            nursery.start_soon(keep_head, process.stderr, stderr)
             while chunk := await process.stdout.receive_some(READ_CHUNK):
                 pending += chunk
                 whole = len(pending) - len(pending) % frame_bytes
@@ -200,25 +202,6 @@ async def measure(path: Path, stereo_chain: str, *, ffmpeg: str = "ffmpeg") -> S
     if frames == 0:
         raise LoudnessError(f"{path.name}: no audio to measure")
     return SourceLoudness(np.concatenate(parts), frames / RATE)
-
-
-async def _run(argv: list[str], *, task_status: trio.TaskStatus[trio.Process]) -> None:
-    await trio.run_process(
-        # Behind the runner's guard, local files only, like every ffmpeg on user media.
-        guarded([argv[0], *restrict_inputs(argv[1:])], tag="loudness"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        check=False,
-        task_status=task_status,
-        **_spawn_options(),
-    )
-
-
-async def _drain(stream: trio.abc.ReceiveStream, into: bytearray) -> None:
-    async for chunk in stream:
-        if len(into) < 8192:
-            into.extend(chunk)
 
 
 # --- the cache -------------------------------------------------------------------

@@ -153,6 +153,37 @@ def restrict_inputs(args: Sequence[str]) -> list[str]:
     return result
 
 
+async def run_streaming(
+    argv: Sequence[str],
+    *,
+    tag: str = "-",
+    task_status: trio.TaskStatus[trio.Process] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``argv`` with stdout and stderr piped, for a caller that reads them as they come.
+
+    Behind the guard and with local inputs only, like every tool here. Started with
+    ``process = await nursery.start(partial(run_streaming, argv, tag=...))``; the
+    caller reads ``process.stdout`` and drains ``process.stderr`` (:func:`keep_head`).
+    Cancelled with the nursery, the child is terminated and reaped.
+    """
+    await trio.run_process(
+        guarded([argv[0], *restrict_inputs(argv[1:])], tag=tag),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        check=False,
+        task_status=task_status,
+        **_spawn_options(),
+    )
+
+
+async def keep_head(stream: trio.abc.ReceiveStream, into: bytearray, limit: int = 8192) -> None:
+    """Read ``stream`` to its end (so the child never blocks), keeping its first bytes."""
+    async for chunk in stream:
+        if len(into) < limit:
+            into.extend(chunk)
+
+
 def _require(binary: str) -> str:
     found = shutil.which(binary)
     if found is None:
