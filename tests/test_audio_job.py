@@ -132,3 +132,37 @@ async def test_fast_path_sound_is_on_target_too(
     assert loudness(output)["I"] == pytest.approx(-18.0, abs=1.0)
     left = loudness(output, "pan=mono|c0=c0")["I"]
     assert left == pytest.approx(loudness(output, "pan=mono|c0=c1")["I"], abs=0.05)
+
+
+async def test_loudness_and_switches_hold_over_an_intro_and_crossfaded_clips(
+    app: StinercutApp, client, jump_files: dict[str, Path], media_dir: Path, built_in_defaults: None  # type: ignore[no-untyped-def]
+) -> None:
+    """Intro 2 s (its own loud sine), a 3 s stereo clip, then the jump clip joined by a 1 s
+    crossfade: the switches land where the schedule puts the jump clip's freefall."""
+    from tests.test_render_helpers import clip
+
+    intro = await add_asset(app, "intro", clip(media_dir, "c2s", seconds=2, size="160x120"), "In")
+    first = clip(media_dir, "c3s", seconds=3, size="160x120")
+    bed = await add_asset(app, "audio", jump_files["bed"], "Bed")
+    freefall = await add_asset(app, "audio_freefall", jump_files["ff"], "Freefall")
+    project = await add_project(app, [first, jump_files["jump"]])
+
+    def set_freefall(session) -> None:  # type: ignore[no-untyped-def]
+        session.execute(
+            update(Video).where(Video.filename == "jump.mp4")
+            .values(freefall_start_s=EXIT, freefall_end_s=DEPLOYMENT)
+        )  # fmt: skip
+
+    await app.db.run(set_freefall)
+    body = {"intro_asset": intro, "audio_asset": bed, "audio": {"music": {"freefall": freefall}},
+            "transition": "crossfade", "transition_duration": 1.0,
+            "output": {"preset": "ultrafast"}}  # fmt: skip
+    job = await start_render(client, project, body)
+    done = await wait_job(app, job["uuid"], timeout=120)
+    assert done["status"] == "completed", done
+    output = app.storage.resolve(done["output_path"])
+    # intro 0-2, clip 2-5, jump from 4 (1 s crossfade) -> its exit at 7, deployment at 9.5.
+    jump_start = 2.0 + 3.0 - 1.0
+    found = switch_times(pcm(output), 440.0, 1000.0)
+    assert found == pytest.approx([jump_start + EXIT, jump_start + DEPLOYMENT], abs=0.25)
+    assert loudness(output)["I"] == pytest.approx(-14.0, abs=1.0)
