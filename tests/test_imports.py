@@ -440,21 +440,28 @@ async def test_imports_refused_without_import_roots(live_url: str) -> None:
     assert error["code"] == "imports_disabled" and "IMPORT_ROOTS" in error["message"]
 
 
-async def test_cancel_pending_and_running_batches(server: Server, roots: Path) -> None:
-    http = server.http
+async def test_cancel_pending_and_running_batches_and_a_failing_copy(
+    server: Server, roots: Path
+) -> None:
+    app, http = server.app, server.http
     slow = roots / "slow"
     g = gopro_folder(slow)
     for n in range(1, 9):  # analysis of a few seconds: time to cancel it while it runs
         make_plain_clip(g / f"GH01000{n}.MP4", seconds=6, size="320x240")
     running = (await http.post("/api/imports", json={"path": str(slow)})).json()
+    # One batch runs per instance (the oldest first): these two wait.
     queued = (await http.post("/api/imports", json={"path": str(roots / "card1")})).json()
+    failing = (await http.post("/api/imports", json={"path": str(roots / "card1")})).json()
+    # The second file of `failing` cannot be written (its temporary name is taken by a
+    # folder): the copy breaks off after one complete file, as when a card is pulled.
+    trap = app.storage.input / failing["uuid"] / "100GOPRO" / ".GH010002.MP4.partial"
+    trap.mkdir(parents=True)
 
     async def active() -> bool:
         body = (await http.get(f"/api/imports/{running['uuid']}")).json()
         return body["status"] in {"copying", "analyzing"}
 
     await wait_for(active, "the first batch to run")
-    # One batch runs per instance: the second one waits and is cancelled at once.
     answer = await http.post(f"/api/imports/{queued['uuid']}/cancel")
     assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
     answer = await http.post(f"/api/imports/{running['uuid']}/cancel")
@@ -463,6 +470,16 @@ async def test_cancel_pending_and_running_batches(server: Server, roots: Path) -
     assert done["status"] == "cancelled" and done["finished_at"] is not None
     again = await http.post(f"/api/imports/{running['uuid']}/cancel")
     assert again.status_code == 409 and again.json()["error"]["code"] == "import_finished"
+
+    broken = await finished(http, failing["uuid"])
+    assert broken["status"] == "error", broken
+    assert "GH010002.MP4" in broken["error_message"]
+    assert "after 1 complete files" in broken["error_message"]
+    assert broken["copied_files"] == 1
+    assert [c["source_path"] for c in broken["copied"]] == ["100GOPRO/GH010001.MP4"]
+    kept = sorted(p.name for p in trap.parent.iterdir())
+    assert kept == [".GH010002.MP4.partial", "GH010001.MP4"]  # no partial file under a final name
+
     # The cancelled card imports again, copying nothing it already has.
     retry = (await http.post("/api/imports", json={"path": str(slow)})).json()
     final = await finished(http, retry["uuid"])
