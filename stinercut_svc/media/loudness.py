@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import shutil
 from collections.abc import Sequence
 from functools import partial
@@ -250,13 +251,15 @@ class LoudnessCache:
 
     def _store(self, key: str, path: Path, value: SourceLoudness) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        # Written under temporary names and renamed: a reader never sees half a file.
-        tmp = self.directory / f".{key}.{os.getpid()}.npy"
+        # Written under unique temporary names and renamed: a reader never sees half a
+        # file, and two renders measuring the same file at once never share a temp file.
+        unique = f"{os.getpid()}.{secrets.token_hex(4)}"
+        tmp = self.directory / f".{key}.{unique}.npy"
         np.save(tmp, value.blocks, allow_pickle=False)
         os.replace(tmp, self.directory / f"{key}.npy")
         meta = {"path": str(path), "duration": value.duration,
                 "integrated_lufs": round(value.integrated(), 2), "version": MEASURE_VERSION}  # fmt: skip
-        tmp_meta = self.directory / f".{key}.{os.getpid()}.json"
+        tmp_meta = self.directory / f".{key}.{unique}.json"
         tmp_meta.write_text(json.dumps(meta), encoding="utf-8")
         os.replace(tmp_meta, self.directory / f"{key}.json")
 
