@@ -132,6 +132,17 @@ class DocumentProvider(OpenAPIProvider):
             for operation in path_item.values()
             for tag in operation.get("tags", ())
         }
+        # How a token is sent (the docs page's "Authorize" button); optional, as
+        # access control may be off and TRUSTED_NETWORKS need none.
+        document["components"]["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "an API token (`stinercut tokens create`); not needed while "
+                "AUTH_REQUIRED is off or from TRUSTED_NETWORKS",
+            }
+        }
+        document["security"] = [{}, {"bearer": []}]
         document["tags"] = [
             {"name": name, "description": _first_line(sys.modules.get(bp.import_name))}
             for name, bp in self._app.blueprints.items()

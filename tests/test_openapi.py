@@ -285,3 +285,9 @@ async def test_docs_page_document_is_openapi_30(client) -> None:  # type: ignore
             ), node
     job = view["components"]["schemas"]["JobOut"]["properties"]
     assert job["started_at"]["nullable"] is True and job["started_at"]["type"] == "string"
+
+
+async def test_token_scheme_is_optional_and_described(client) -> None:  # type: ignore[no-untyped-def]
+    document = await (await client.get("/openapi.json")).get_json()
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert {} in document["security"] and {"bearer": []} in document["security"]
