@@ -183,15 +183,23 @@ class RequestTracking:
                     self.metrics.uploaded(route, received)
 
 
-async def _remember_route(response: Any) -> Any:
-    """``after_request``: the matched route's template, for the wrapper's metrics.
+async def _route_before() -> None:
+    """``before_request``: the matched route's template, for the wrapper's metrics.
 
-    ``async`` on purpose: Quart runs a plain function hook in a worker thread.
+    Early, so that a request whose handler never finishes (a client that left in
+    the middle of an upload) still has its route. ``async`` on purpose: Quart runs
+    a plain function hook in a worker thread.
     """
     current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
     rule = current.url_rule
     if rule is not None:
         current.scope[SCOPE_ROUTE] = rule.rule
+
+
+async def _remember_route(response: Any) -> Any:
+    """``after_request``: the same, for requests an earlier ``before_request`` hook
+    answered (CORS preflight, 401/403, a worker's 404), which skips the one above."""
+    await _route_before()
     return response
 
 
@@ -200,6 +208,7 @@ def install_request_tracking(app: StinercutApp, metrics: HttpMetrics | None) -> 
     wrapped: Any = RequestTracking(app.asgi_app, metrics)  # type: ignore[arg-type]
     app.asgi_app = wrapped  # type: ignore[method-assign]
     if metrics is not None:  # the route template is for the metrics only
+        app.before_request(_route_before)
         app.after_request(_remember_route)
 
 

@@ -102,13 +102,14 @@ class HttpMetrics:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        if method not in METHODS:
+            method = "other"  # a client's made-up methods must not grow the label set
         key = (method, route or UNMATCHED, status)
         children = self._children.get(key)
         if children is None:
-            label = method if method in METHODS else "other"
             children = (
-                self.requests.labels(label, key[1], str(status)),
-                self.latency.labels(label, key[1]),
+                self.requests.labels(method, key[1], str(status)),
+                self.latency.labels(method, key[1]),
             )
             self._children[key] = children
         children[0].inc()

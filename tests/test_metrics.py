@@ -112,6 +112,8 @@ async def test_http_hub_upload_and_render_are_counted(
         assert (await http.get(f"{url}/api/projects/{uuid.uuid4()}")).status_code == 404
         assert (await http.put(f"{url}/api/health")).status_code == 405
         assert (await http.get(f"{url}/no/such/{missing}")).status_code == 404
+        for made_up in ("BREW", "WHEN"):  # methods from clients never grow the label set
+            assert (await http.request(made_up, f"{url}/api/projects")).status_code == 405
         created = await http.post(f"{url}/api/projects", json={"name": "Metrics"})
         assert created.status_code == 201, created.text
         project = created.json()["uuid"]
@@ -165,6 +167,7 @@ async def test_http_hub_upload_and_render_are_counted(
     assert requests(after, "GET", "/api/projects/<uuid>", 404) == 2
     assert requests(after, "PUT", "<unmatched>", 405) == 1
     assert requests(after, "GET", "<unmatched>", 404) == 1
+    assert requests(after, "other", "<unmatched>", 405) == 2
     assert requests(after, "POST", "/api/projects", 201) == 1
     assert requests(after, "POST", "/api/projects/<uuid>/videos", 201) == 1
     assert requests(after, "POST", "/api/projects/<uuid>/render", 202) == 1
