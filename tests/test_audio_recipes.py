@@ -59,7 +59,8 @@ def test_measurement_feeds_the_same_stereo_chain() -> None:
     chain = argv[argv.index("-af") + 1]
     assert chain.startswith("aresample=48000,pan=args=stereo|c0=c0|c1=c0,aformat=sample_fmts=dbl,")
     assert chain.endswith(
-        "biquad=b0=1.0:b1=-2.0:b2=1.0:a0=1.0:a1=-1.99004745483398:a2=0.99007225036621"
+        "biquad=b0=1.0:b1=-2.0:b2=1.0:a0=1.0:a1=-1.99004745483398:a2=0.99007225036621,"
+        "asetnsamples=n=48000"
     )
     assert argv[argv.index("-f") + 1] == "f32le" and argv[-1] == "pipe:1"
 
