@@ -437,59 +437,59 @@ class ImportHandler:
 
     # --- endings ----------------------------------------------------------------------------
 
+    async def _end(
+        self, job: RunningJob, status: BatchStatus, message: str | None = None
+    ) -> dict[str, Any] | None:
+        """Record the batch's end if this instance still holds it; the row, or None."""
+        try:
+            return await self.services.db.run(
+                partial(
+                    imports.finish,
+                    batch_id=job.ref.id,
+                    owner=self.services.owner,
+                    status=status,
+                    error_message=message,
+                )
+            )
+        except Exception as exc:
+            log.warning("import %s: could not record %s: %s", job.ref.uuid, status.value, exc)
+            return None
+
     async def _fail(self, job: RunningJob, message: str) -> None:
         log.warning("import %s failed: %s", job.ref.uuid, message)
         with (
             trio.CancelScope(shield=True),
             trio.move_on_after(self.services.timing.cleanup_timeout_s),
         ):
-            try:
-                row = await self.services.db.run(
-                    partial(
-                        imports.finish,
-                        batch_id=job.ref.id,
-                        owner=self.services.owner,
-                        status=BatchStatus.ERROR,
-                        error_message=message,
-                    )
-                )
-            except Exception as exc:
-                log.warning("import %s: could not record the failure: %s", job.ref.uuid, exc)
+            row = await self._end(job, BatchStatus.ERROR, message)
+            if row is None:
                 return
-            if row is not None:
-                job.finished = True
-                await self._publish(
-                    "videofile:analysis_error",
-                    {
-                        "batch_id": job.ref.uuid,
-                        "folder_path": f"input/{job.ref.uuid}",
-                        "error": message,
-                        "copied_files": row.get("copied_files"),
-                    },
-                )
-                await self._status(row)
+            job.finished = True
+            await self._publish(
+                "videofile:analysis_error",
+                {
+                    "batch_id": job.ref.uuid,
+                    "folder_path": f"input/{job.ref.uuid}",
+                    "error": message,
+                    "copied_files": row.get("copied_files"),
+                },
+            )
+            await self._status(row)
 
     async def record_cancel(self, job: RunningJob, *, shutdown: bool) -> None:
-        try:
-            if job.reason == "user":
-                row = await self.services.db.run(
-                    partial(
-                        imports.finish,
-                        batch_id=job.ref.id,
-                        owner=self.services.owner,
-                        status=BatchStatus.CANCELLED,
-                    )
-                )
-                log.info("import %s cancelled", job.ref.uuid)
-            elif shutdown:
+        if job.reason == "user":
+            row = await self._end(job, BatchStatus.CANCELLED)
+            log.info("import %s cancelled", job.ref.uuid)
+        elif shutdown:
+            try:
                 row = await self.services.db.run(
                     partial(imports.requeue, batch_id=job.ref.id, owner=self.services.owner)
                 )
-                log.info("import %s back to pending (service shutting down)", job.ref.uuid)
-            else:
+            except Exception as exc:
+                log.warning("import %s: could not put it back to pending: %s", job.ref.uuid, exc)
                 return
-        except Exception as exc:
-            log.warning("import %s: could not record the cancellation: %s", job.ref.uuid, exc)
+            log.info("import %s back to pending (service shutting down)", job.ref.uuid)
+        else:
             return
         if row is not None:
             await self._status(row)

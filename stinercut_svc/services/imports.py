@@ -413,11 +413,12 @@ def heartbeat(session: Session, *, owner: str, batch_ids: list[int]) -> None:
 
 
 def owns(session: Session, *, batch_id: int, owner: str) -> bool:
-    """Whether ``owner`` still holds the batch (locks the row on MySQL until commit)."""
-    batch = session.scalars(
-        select(ImportBatch).where(ImportBatch.id == batch_id).with_for_update()
-    ).one_or_none()
-    return batch is not None and batch.claimed_by == owner and batch.status in ACTIVE_BATCH
+    """Whether ``owner`` still holds the batch. An UPDATE, and the transaction's first
+    statement where it is used: it takes the row lock (MariaDB) or the write lock
+    (SQLite) before anything is read, so the rows written after it can never be
+    based on jumps older than a staff change committed meanwhile
+    (:func:`stinercut_svc.services.jumps` starts every change the same way)."""
+    return update_owned(session, batch_id=batch_id, owner=owner)
 
 
 def update_owned(session: Session, *, batch_id: int, owner: str, **values: Any) -> bool:
