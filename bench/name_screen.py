@@ -42,6 +42,7 @@ from stinercut_svc.media.filtergraph import Graph, Stream, format_number  # noqa
 from stinercut_svc.render.name_screen import (  # noqa: E402
     CustomerData,
     PreparedNameScreen,
+    RasterRequest,
     prepare_sync,
 )
 from stinercut_svc.render.recipes.name_screen import frame_count, name_screen  # noqa: E402
@@ -51,31 +52,75 @@ W, H, FPS, SECONDS = 1920, 1080, Fraction(30), 6.0
 
 
 def fade(start: float, end: float) -> dict[str, object]:
-    return {"property": "opacity", "easing": "ease-in-out",
-            "keyframes": [{"time": start, "value": 0}, {"time": end, "value": 1}]}
+    return {
+        "property": "opacity",
+        "easing": "ease-in-out",
+        "keyframes": [{"time": start, "value": 0}, {"time": end, "value": 1}],
+    }
 
 
 CONFIG = {
     "duration": SECONDS,
     "layers": [
         {"id": "bg", "group_id": "bg"},
-        {"id": "plane", "group_id": "plane", "animations": [
-            {"property": "x", "easing": "ease-out", "keyframes": [
-                {"time": 0, "value": -900}, {"time": 2.5, "value": 0}, {"time": 6, "value": 200}]},
-            fade(0, 1)]},
-        {"id": "diver", "group_id": "diver", "animations": [
-            {"property": "y", "easing": "ease-in", "keyframes": [
-                {"time": 1, "value": -500}, {"time": 3.5, "value": 0}]}, fade(1, 1.5)]},
+        {
+            "id": "plane",
+            "group_id": "plane",
+            "animations": [
+                {
+                    "property": "x",
+                    "easing": "ease-out",
+                    "keyframes": [
+                        {"time": 0, "value": -900},
+                        {"time": 2.5, "value": 0},
+                        {"time": 6, "value": 200},
+                    ],
+                },
+                fade(0, 1),
+            ],
+        },
+        {
+            "id": "diver",
+            "group_id": "diver",
+            "animations": [
+                {
+                    "property": "y",
+                    "easing": "ease-in",
+                    "keyframes": [{"time": 1, "value": -500}, {"time": 3.5, "value": 0}],
+                },
+                fade(1, 1.5),
+            ],
+        },
         {"id": "sun", "group_id": "sun", "animations": [fade(0.5, 2.5)]},
-        {"id": "name", "type": "text", "content": "{{pax_name}}",
-         "text_style": {"font_size": 150, "fill": "white", "stroke": "#222",
-                        "stroke_width": 4, "anchor": "middle"},
-         "initial": {"x": 960, "y": 640},
-         "animations": [fade(2.5, 3.5), {"property": "y", "easing": "ease-out", "keyframes": [
-             {"time": 2.5, "value": 700}, {"time": 3.5, "value": 640}]}]},
-        {"id": "date", "type": "text", "content": "{{date}}",
-         "text_style": {"font_size": 60, "fill": "#ddd", "anchor": "middle"},
-         "initial": {"x": 960, "y": 860}, "animations": [fade(3.5, 4.5)]},
+        {
+            "id": "name",
+            "type": "text",
+            "content": "{{pax_name}}",
+            "text_style": {
+                "font_size": 150,
+                "fill": "white",
+                "stroke": "#222",
+                "stroke_width": 4,
+                "anchor": "middle",
+            },
+            "initial": {"x": 960, "y": 640},
+            "animations": [
+                fade(2.5, 3.5),
+                {
+                    "property": "y",
+                    "easing": "ease-out",
+                    "keyframes": [{"time": 2.5, "value": 700}, {"time": 3.5, "value": 640}],
+                },
+            ],
+        },
+        {
+            "id": "date",
+            "type": "text",
+            "content": "{{date}}",
+            "text_style": {"font_size": 60, "fill": "#ddd", "anchor": "middle"},
+            "initial": {"x": 960, "y": 860},
+            "animations": [fade(3.5, 4.5)],
+        },
     ],
 }
 
@@ -115,8 +160,15 @@ def graph(prepared: PreparedNameScreen, variant: str) -> list[str]:
     if variant != "per-frame-static":
         while len(layers) > 1 and layers[0].is_static:
             image = g.filter("format", g.input(layers[0].png, "v"), pix_fmts="rgba")
-            base = g.filter("overlay", base, image, x=round(layers[0].x.final),
-                            y=round(layers[0].y.final), eval="init", format="auto")
+            base = g.filter(
+                "overlay",
+                base,
+                image,
+                x=round(layers[0].x.final),
+                y=round(layers[0].y.final),
+                eval="init",
+                format="auto",
+            )
             layers.pop(0)
     base = repeat(base)
     for layer in layers:
@@ -125,21 +177,35 @@ def graph(prepared: PreparedNameScreen, variant: str) -> list[str]:
             image = repeat(g.filter("format", image, pix_fmts="rgba"))
         else:
             image = g.input(layer.png, "v", options=["-loop", "1", "-framerate", rate])
-            image = g.filter("trim", g.filter("format", image, pix_fmts="rgba"),
-                             end_frame=frames)
+            image = g.filter("trim", g.filter("format", image, pix_fmts="rgba"), end_frame=frames)
         if not layer.opacity.is_constant:
             if variant == "geq":
-                image = g.filter("geq", image, r="r(X,Y)", g="g(X,Y)", b="b(X,Y)",
-                                 a=f"alpha(X,Y)*({layer.opacity.expression('T')})")
+                image = g.filter(
+                    "geq",
+                    image,
+                    r="r(X,Y)",
+                    g="g(X,Y)",
+                    b="b(X,Y)",
+                    a=f"alpha(X,Y)*({layer.opacity.expression('T')})",
+                )
             else:
                 target = f"colorchannelmixer@b{g.input_count}"
-                image = g.filter("sendcmd", image, commands=(
-                    f"0-100 [expr] {target} aa '{layer.opacity.expression('T')}'"))
+                image = g.filter(
+                    "sendcmd",
+                    image,
+                    commands=(f"0-100 [expr] {target} aa '{layer.opacity.expression('T')}'"),
+                )
                 image = g.filter(target, image, aa=0)
         animated = not (layer.x.is_constant and layer.y.is_constant)
-        base = g.filter("overlay", base, image,
-                        x=f"round({layer.x.expression()})", y=f"round({layer.y.expression()})",
-                        eval="frame" if animated else "init", format="auto")
+        base = g.filter(
+            "overlay",
+            base,
+            image,
+            x=f"round({layer.x.expression()})",
+            y=f"round({layer.y.expression()})",
+            eval="frame" if animated else "init",
+            format="auto",
+        )
     g.output("-", base, options=["-f", "null"])
     return g.compile()
 
@@ -148,8 +214,19 @@ def timed(argv: list[str], threads: int) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system) of one ffmpeg run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-                    "-filter_complex_threads", str(threads), *argv], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-filter_complex_threads",
+            str(threads),
+            *argv,
+        ],
+        check=True,
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -158,8 +235,12 @@ def timed(argv: list[str], threads: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="-filter_complex_threads (1: steadier on a busy machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="-filter_complex_threads (1: steadier on a busy machine)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-namescreen-") as tmp:
         folder = Path(tmp)
@@ -170,14 +251,27 @@ def main() -> None:
         prepared = None
         for index in range(args.repeats):
             started = time.perf_counter()
-            prepared = prepare_sync(template, DEJAVU, data, width=W, height=H, duration=None,
-                                    work_dir=folder / f"layers{index}")
+            prepared = prepare_sync(
+                RasterRequest(
+                    template_path=template,
+                    font_path=DEJAVU,
+                    data=data,
+                    width=W,
+                    height=H,
+                    duration=None,
+                    work_dir=folder / f"layers{index}",
+                )
+            )
             prep_times.append(time.perf_counter() - started)
         assert prepared is not None
-        print(f"name screen {W}x{H}, {SECONDS:g} s at {FPS} fps, "
-              f"{len(prepared.layers)} layers after merging static ones")
-        print(f"prepare (parse, glyph check, resvg, crop): median "
-              f"{statistics.median(prep_times) * 1000:.0f} ms")
+        print(
+            f"name screen {W}x{H}, {SECONDS:g} s at {FPS} fps, "
+            f"{len(prepared.layers)} layers after merging static ones"
+        )
+        print(
+            f"prepare (parse, glyph check, resvg, crop): median "
+            f"{statistics.median(prep_times) * 1000:.0f} ms"
+        )
         variants = ("recipe", "geq", "loop-filter", "per-frame-static")
         argvs = {variant: graph(prepared, variant) for variant in variants}
         walls: dict[str, list[float]] = {variant: [] for variant in variants}
@@ -192,8 +286,10 @@ def main() -> None:
         print("  variant            wall s  realtime  CPU s  CPU vs the recipe")
         for variant in variants:
             wall, cpu = statistics.median(walls[variant]), statistics.median(cpus[variant])
-            print(f"  {variant:<17} {wall:6.2f}   x{SECONDS / wall:5.2f}  {cpu:6.2f}  "
-                  f"{cpu / base_cpu:4.2f}x")
+            print(
+                f"  {variant:<17} {wall:6.2f}   x{SECONDS / wall:5.2f}  {cpu:6.2f}  "
+                f"{cpu / base_cpu:4.2f}x"
+            )
 
 
 if __name__ == "__main__":

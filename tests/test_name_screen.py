@@ -24,6 +24,7 @@ from stinercut_svc.render.name_screen import (
     CustomerData,
     NameScreenError,
     NameScreenOptions,
+    RasterRequest,
     check_glyphs,
     filled_svg,
     load_font,
@@ -88,12 +89,17 @@ def build_font(path: Path, characters: str) -> Path:
             pen.closePath()
         glyphs[name] = pen.glyph()
     builder.setupGlyf(glyphs)
-    builder.setupHorizontalMetrics({name: (1000, 100 if name != "space" else 0)
-                                    for name in names})
+    builder.setupHorizontalMetrics({name: (1000, 100 if name != "space" else 0) for name in names})
     builder.setupHorizontalHeader(ascent=800, descent=-200)
-    builder.setupNameTable({"familyName": "Test Squares", "styleName": "Regular",
-                            "fullName": "Test Squares Regular", "psName": "TestSquares-Regular",
-                            "uniqueFontIdentifier": "TestSquares-Regular"})
+    builder.setupNameTable(
+        {
+            "familyName": "Test Squares",
+            "styleName": "Regular",
+            "fullName": "Test Squares Regular",
+            "psName": "TestSquares-Regular",
+            "uniqueFontIdentifier": "TestSquares-Regular",
+        }
+    )
     builder.setupOS2(sTypoAscender=800, sTypoDescender=-200, usWinAscent=800, usWinDescent=200)
     builder.setupPost()
     builder.save(str(path))
@@ -112,8 +118,14 @@ def test_options_defaults_and_validation() -> None:
     options = NameScreenOptions()
     assert options.enabled is False and options.background_blur is True
     assert NameScreenOptions(font="fonts/Brand.OTF").font == "fonts/Brand.OTF"
-    for bad in ({"font": "/etc/fonts/x.ttf"}, {"font": "../x.ttf"}, {"font": "fonts/x.woff"},
-                {"duration": 0.5}, {"duration": 31}, {"colour": "red"}):
+    for bad in (
+        {"font": "/etc/fonts/x.ttf"},
+        {"font": "../x.ttf"},
+        {"font": "fonts/x.woff"},
+        {"duration": 0.5},
+        {"duration": 31},
+        {"colour": "red"},
+    ):
         with pytest.raises(ValueError):
             NameScreenOptions.model_validate(bad)
 
@@ -133,9 +145,17 @@ def test_plain_template_filled_with_real_names(name: str, tmp_path: Path) -> Non
     # The staff font replaces the template's family on filled text only.
     assert texts["name"].get("font-family") == "'DejaVu Sans'"
     assert (root.get("width"), root.get("height")) == ("320", "180")
-    prepared = prepare_sync(_write(tmp_path / "t.svg", PLAIN.format(size=80)), DEJAVU,
-                            CustomerData.of(name, "02.12.2026"), width=320, height=180,
-                            duration=None, work_dir=tmp_path / "w")
+    prepared = prepare_sync(
+        RasterRequest(
+            template_path=_write(tmp_path / "t.svg", PLAIN.format(size=80)),
+            font_path=DEJAVU,
+            data=CustomerData.of(name, "02.12.2026"),
+            width=320,
+            height=180,
+            duration=None,
+            work_dir=tmp_path / "w",
+        )
+    )
     assert prepared.duration == 5.0
     (layer,) = prepared.layers
     assert (layer.width, layer.height) == (320, 180)  # the full-frame black rect
@@ -144,8 +164,7 @@ def test_plain_template_filled_with_real_names(name: str, tmp_path: Path) -> Non
 def test_markup_in_a_name_is_text_not_svg() -> None:
     name = 'Bob </text><rect width="1920" height="1080" fill="red"/> & "Al" <b>'
     template = parse_template(PLAIN.format(size=40))
-    svg = filled_svg(template, CustomerData.of(name, "x"), load_font(DEJAVU), width=320,
-                     height=180)
+    svg = filled_svg(template, CustomerData.of(name, "x"), load_font(DEJAVU), width=320, height=180)
     root = ET.fromstring(svg)
     assert len(root.findall(f".//{{{SVG_NS}}}rect")) == 1  # only the template's own
     name_el = next(el for el in root.iter(f"{{{SVG_NS}}}text") if el.get("id") == "name")
@@ -174,22 +193,39 @@ def test_missing_glyph_names_the_character(tmp_path: Path) -> None:
     # Through the whole preparation, for an animated text layer.
     svg = animated(TEXT_LAYER % (100, "start", 100))
     with pytest.raises(NameScreenError, match=r"U\+592A"):
-        prepare_sync(_write(tmp_path / "a.svg", svg), DEJAVU, CustomerData.of(CJK, None),
-                     width=320, height=180, duration=None, work_dir=tmp_path / "w")
+        prepare_sync(
+            RasterRequest(
+                template_path=_write(tmp_path / "a.svg", svg),
+                font_path=DEJAVU,
+                data=CustomerData.of(CJK, None),
+                width=320,
+                height=180,
+                duration=None,
+                work_dir=tmp_path / "w",
+            )
+        )
 
 
 def test_cjk_name_in_a_font_that_has_it(tmp_path: Path) -> None:
     font_path = build_font(tmp_path / "squares.ttf", CJK)
     svg = animated(TEXT_LAYER % (100, "start", 100))
-    prepared = prepare_sync(_write(tmp_path / "a.svg", svg), font_path,
-                            CustomerData.of("山田 太郎", None), width=640, height=360,
-                            duration=None, work_dir=tmp_path / "w")
+    prepared = prepare_sync(
+        RasterRequest(
+            template_path=_write(tmp_path / "a.svg", svg),
+            font_path=font_path,
+            data=CustomerData.of("山田 太郎", None),
+            width=640,
+            height=360,
+            duration=None,
+            work_dir=tmp_path / "w",
+        )
+    )
     (layer,) = prepared.layers
     with Image.open(layer.png) as image:
         alpha = image.getchannel("A")
         # Four filled squares (0.8 em wide, 0.2 em apart) and one space.
         data = alpha.tobytes()
-        columns = [max(data[x::alpha.width]) > 128 for x in range(alpha.width)]
+        columns = [max(data[x :: alpha.width]) > 128 for x in range(alpha.width)]
     runs = sum(1 for i, on in enumerate(columns) if on and (i == 0 or not columns[i - 1]))
     assert runs == 4
     # 100 design px at scale 1/3: squares 0.7 em tall ≈ 23 px.
@@ -206,14 +242,22 @@ def test_long_names_shrink_to_fit_short_names_keep_their_size(tmp_path: Path) ->
     svg = _write(tmp_path / "a.svg", animated(TEXT_LAYER % (120, "start", 200)))
 
     def layer_for(name: str) -> tuple[int, int]:
-        prepared = prepare_sync(svg, DEJAVU, CustomerData.of(name, None), width=640,
-                                height=360, duration=None, work_dir=tmp_path / name[:8])
+        prepared = prepare_sync(
+            RasterRequest(
+                template_path=svg,
+                font_path=DEJAVU,
+                data=CustomerData.of(name, None),
+                width=640,
+                height=360,
+                duration=None,
+                work_dir=tmp_path / name[:8],
+            )
+        )
         (layer,) = prepared.layers
         return layer.width, layer.height
 
     short_w, short_h = layer_for("Jürgen Müßig")
-    long_w, long_h = layer_for(
-        "Maximilian Alexander Ferdinand von Hohenzollern-Sigmaringen-Núñez")
+    long_w, long_h = layer_for("Maximilian Alexander Ferdinand von Hohenzollern-Sigmaringen-Núñez")
     budget = 640 * 0.95 - 200 / 3  # right safe margin minus the resting x, in output px
     assert short_w < budget
     assert budget * 0.9 < long_w <= budget + 1
@@ -226,9 +270,17 @@ def test_middle_anchor_centres_the_name_and_max_width_limits_it(tmp_path: Path) 
     layer_json = """{"id": "name", "type": "text", "content": "{{pax_name}}",
       "text_style": {"font_size": 150, "anchor": "middle", "max_width": 600},
       "initial": {"x": 960, "y": 500}}"""
-    prepared = prepare_sync(_write(tmp_path / "a.svg", animated(layer_json)), DEJAVU,
-                            CustomerData.of("Jean-Luc O'Brien-Núñez", None), width=640,
-                            height=360, duration=None, work_dir=tmp_path / "w")
+    prepared = prepare_sync(
+        RasterRequest(
+            template_path=_write(tmp_path / "a.svg", animated(layer_json)),
+            font_path=DEJAVU,
+            data=CustomerData.of("Jean-Luc O'Brien-Núñez", None),
+            width=640,
+            height=360,
+            duration=None,
+            work_dir=tmp_path / "w",
+        )
+    )
     (layer,) = prepared.layers
     assert layer.width <= 600 / 3 + 1
     centre = layer.x.final + layer.width / 2
@@ -238,14 +290,24 @@ def test_middle_anchor_centres_the_name_and_max_width_limits_it(tmp_path: Path) 
 @pytest.mark.parametrize("size", [(320, 180), (640, 360), (360, 640)])
 def test_positions_scale_with_the_output_size(size: tuple[int, int], tmp_path: Path) -> None:
     # Fading in, so neither is merged into a static sheet.
-    fade = '"animations": [{"property": "opacity", "keyframes": [{"time": 0, "value": 0}, ' \
-           '{"time": 1, "value": 1}]}]'
+    fade = (
+        '"animations": [{"property": "opacity", "keyframes": [{"time": 0, "value": 0}, '
+        '{"time": 1, "value": 1}]}]'
+    )
     layers = f"""{{"id": "box", "group_id": "box", "initial": {{"x": 300, "y": 100}}, {fade}}},
                 {{"id": "nested", "group_id": "nested", {fade}}}"""
     width, height = size
-    prepared = prepare_sync(_write(tmp_path / "a.svg", animated(layers)), None,
-                            CustomerData.of("x", None), width=width, height=height,
-                            duration=None, work_dir=tmp_path / "w")
+    prepared = prepare_sync(
+        RasterRequest(
+            template_path=_write(tmp_path / "a.svg", animated(layers)),
+            font_path=None,
+            data=CustomerData.of("x", None),
+            width=width,
+            height=height,
+            duration=None,
+            work_dir=tmp_path / "w",
+        )
+    )
     s = min(width / 1920, height / 1080)
     oy = (height - 1080 * s) / 2
     box, nested = prepared.layers
@@ -267,9 +329,17 @@ def test_static_layers_are_merged_and_animated_ones_keep_their_tracks(tmp_path: 
       {"id": "nested", "group_id": "nested", "animations": [{"property": "y",
         "keyframes": [{"time": 0, "value": 0}, {"time": 2, "value": 540}],
         "easing": "ease-out"}]}"""
-    prepared = prepare_sync(_write(tmp_path / "a.svg", animated(layers, duration=4)), None,
-                            CustomerData.of("x", None), width=320, height=180, duration=8,
-                            work_dir=tmp_path / "w")
+    prepared = prepare_sync(
+        RasterRequest(
+            template_path=_write(tmp_path / "a.svg", animated(layers, duration=4)),
+            font_path=None,
+            data=CustomerData.of("x", None),
+            width=320,
+            height=180,
+            duration=8,
+            work_dir=tmp_path / "w",
+        )
+    )
     merged, moving = prepared.layers
     assert (merged.width, merged.height) == (320, 180)
     with Image.open(merged.png) as image:
@@ -291,30 +361,56 @@ def test_static_layers_are_merged_and_animated_ones_keep_their_tracks(tmp_path: 
     [
         (animated('{"id": "x", "group_id": "nope"}'), "no element with id 'nope'"),
         (animated('{"id": "x"}'), "needs a group_id"),
-        (animated('{"id": "x", "group_id": "box", "animations": [{"property": "z", '
-                  '"keyframes": [{"time": 0, "value": 1}]}]}'), "layers.0.animations.0.property"),
+        (
+            animated(
+                '{"id": "x", "group_id": "box", "animations": [{"property": "z", '
+                '"keyframes": [{"time": 0, "value": 1}]}]}'
+            ),
+            "layers.0.animations.0.property",
+        ),
         (animated('{"id": "x", "group_id": "box"'), "not JSON"),
-        (animated('{"id": "x", "group_id": "box", "animations": ['
-                  '{"property": "x", "keyframes": [{"time": 0, "value": 1}]},'
-                  '{"property": "x", "keyframes": [{"time": 1, "value": 2}]}]}'),
-         "animates x twice"),
-        ('<!DOCTYPE svg [<!ENTITY a "b">]><svg xmlns="http://www.w3.org/2000/svg"/>',
-         "DOCTYPE"),
+        (
+            animated(
+                '{"id": "x", "group_id": "box", "animations": ['
+                '{"property": "x", "keyframes": [{"time": 0, "value": 1}]},'
+                '{"property": "x", "keyframes": [{"time": 1, "value": 2}]}]}'
+            ),
+            "animates x twice",
+        ),
+        ('<!DOCTYPE svg [<!ENTITY a "b">]><svg xmlns="http://www.w3.org/2000/svg"/>', "DOCTYPE"),
         ("<svg", "not valid SVG"),
         ("<html/>", "not <svg>"),
     ],
 )
 def test_bad_templates_fail_with_a_message(svg: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(NameScreenError, match=message.replace("(", r"\(")):
-        prepare_sync(_write(tmp_path / "t.svg", svg), None, CustomerData.of("x", None),
-                     width=320, height=180, duration=None, work_dir=tmp_path / "w")
+        prepare_sync(
+            RasterRequest(
+                template_path=_write(tmp_path / "t.svg", svg),
+                font_path=None,
+                data=CustomerData.of("x", None),
+                width=320,
+                height=180,
+                duration=None,
+                work_dir=tmp_path / "w",
+            )
+        )
 
 
 def test_text_without_a_font_and_unreadable_fonts_fail(tmp_path: Path) -> None:
     svg = _write(tmp_path / "a.svg", animated(TEXT_LAYER % (100, "start", 100)))
     with pytest.raises(NameScreenError, match="needs a font"):
-        prepare_sync(svg, None, CustomerData.of("Ann", None), width=320, height=180,
-                     duration=None, work_dir=tmp_path / "w")
+        prepare_sync(
+            RasterRequest(
+                template_path=svg,
+                font_path=None,
+                data=CustomerData.of("Ann", None),
+                width=320,
+                height=180,
+                duration=None,
+                work_dir=tmp_path / "w",
+            )
+        )
     broken = _write(tmp_path / "broken.ttf", "not a font")
     with pytest.raises(NameScreenError, match="cannot be read"):
         load_font(broken)
@@ -323,17 +419,37 @@ def test_text_without_a_font_and_unreadable_fonts_fail(tmp_path: Path) -> None:
 
 
 async def test_prepare_runs_in_a_worker_process_and_cleans_up_on_failure(tmp_path: Path) -> None:
-    svg = _write(tmp_path / "a.svg", animated(
-        '{"id": "bg", "group_id": "bg"},' + TEXT_LAYER % (100, "start", 100)))
+    svg = _write(
+        tmp_path / "a.svg",
+        animated('{"id": "bg", "group_id": "bg"},' + TEXT_LAYER % (100, "start", 100)),
+    )
     work = tmp_path / "work"
-    prepared = await prepare_name_screen(svg, DEJAVU, CustomerData.of("Ann", None),
-                                         width=320, height=180, duration=None, work_dir=work)
+    prepared = await prepare_name_screen(
+        RasterRequest(
+            template_path=svg,
+            font_path=DEJAVU,
+            data=CustomerData.of("Ann", None),
+            width=320,
+            height=180,
+            duration=None,
+            work_dir=work,
+        )
+    )
     (sheet,) = prepared.layers  # background and name: static, one sheet
     assert sheet.png.parent == work and sheet.png.exists()
     failing = tmp_path / "work2"
     with pytest.raises(NameScreenError):
-        await prepare_name_screen(svg, DEJAVU, CustomerData.of(CJK, None), width=320,
-                                  height=180, duration=None, work_dir=failing)
+        await prepare_name_screen(
+            RasterRequest(
+                template_path=svg,
+                font_path=DEJAVU,
+                data=CustomerData.of(CJK, None),
+                width=320,
+                height=180,
+                duration=None,
+                work_dir=failing,
+            )
+        )
     assert not failing.exists()
     # Cancelled: its directory goes (shielded clean-up), whatever was in it.
     cancelled = tmp_path / "work3"
@@ -341,16 +457,32 @@ async def test_prepare_runs_in_a_worker_process_and_cleans_up_on_failure(tmp_pat
     (cancelled / "layer00.png").write_bytes(b"partial")
     with trio.CancelScope() as scope:
         scope.cancel()
-        await prepare_name_screen(svg, DEJAVU, CustomerData.of("Ann", None), width=320,
-                                  height=180, duration=None, work_dir=cancelled)
+        await prepare_name_screen(
+            RasterRequest(
+                template_path=svg,
+                font_path=DEJAVU,
+                data=CustomerData.of("Ann", None),
+                width=320,
+                height=180,
+                duration=None,
+                work_dir=cancelled,
+            )
+        )
     assert not cancelled.exists()
 
 
 def test_rasterise_refuses_tiny_outputs(tmp_path: Path) -> None:
     template = parse_template(PLAIN.format(size=40))
     with pytest.raises(NameScreenError, match="too small"):
-        rasterise(template, CustomerData.of("x", None), None, width=8, height=8,
-                  duration=None, work_dir=tmp_path)
+        rasterise(
+            template,
+            CustomerData.of("x", None),
+            None,
+            width=8,
+            height=8,
+            duration=None,
+            work_dir=tmp_path,
+        )
 
 
 def _write(path: Path, text: str) -> Path:
@@ -363,14 +495,24 @@ async def test_name_screen_card_resolves_fonts_and_customer_data(tmp_path: Path)
     (storage.root / "fonts").mkdir(parents=True)
     shutil.copy(DEJAVU, storage.root / "fonts" / "Brand.ttf")
     layers = TEXT_LAYER.replace('"font_size"', '"font_path": "fonts/Brand.ttf", "font_size"')
-    layers = layers % (100, "start", 100) + """, {"id": "day", "type": "text",
+    layers = (
+        layers % (100, "start", 100)
+        + """, {"id": "day", "type": "text",
         "content": "{{date}}", "initial": {"x": 100, "y": 800}}"""
+    )
     template = _write(tmp_path / "a.svg", animated(layers))
     options = NameScreenOptions(enabled=True, background_blur=False, duration=2)
     card = await name_screen_card(
-        options, template=template, resolve=storage.resolve, sound=None,
-        project_name="Jürgen Müßig", project_day=date(2026, 12, 2), width=320, height=180,
-        background_clip=(tmp_path / "clip.mp4", 1.0), work_dir=tmp_path / "work",
+        options,
+        template=template,
+        resolve=storage.resolve,
+        sound=None,
+        project_name="Jürgen Müßig",
+        project_day=date(2026, 12, 2),
+        width=320,
+        height=180,
+        background_clip=(tmp_path / "clip.mp4", 1.0),
+        work_dir=tmp_path / "work",
     )
     assert card.duration == 2 and card.build_audio is None
     # Both texts were set in the template's font (from the storage root) and drawn.
@@ -378,14 +520,28 @@ async def test_name_screen_card_resolves_fonts_and_customer_data(tmp_path: Path)
     # The option's name and date win over the project's; the option's font too.
     with pytest.raises(NameScreenError, match="U\\+5C71"):
         await name_screen_card(
-            NameScreenOptions(pax_name="山 Lee", font="fonts/Brand.ttf"), template=template,
-            resolve=storage.resolve, sound=None, project_name="x", project_day=None,
-            width=320, height=180, background_clip=None, work_dir=tmp_path / "work2",
+            NameScreenOptions(pax_name="山 Lee", font="fonts/Brand.ttf"),
+            template=template,
+            resolve=storage.resolve,
+            sound=None,
+            project_name="x",
+            project_day=None,
+            width=320,
+            height=180,
+            background_clip=None,
+            work_dir=tmp_path / "work2",
         )
     escaping = animated(layers.replace("fonts/Brand.ttf", "../../etc/x.ttf"))
     with pytest.raises(NameScreenError, match="leaves the storage root|must not contain"):
         await name_screen_card(
-            options, template=_write(tmp_path / "b.svg", escaping), resolve=storage.resolve,
-            sound=None, project_name="x", project_day=None, width=320, height=180,
-            background_clip=None, work_dir=tmp_path / "work3",
+            options,
+            template=_write(tmp_path / "b.svg", escaping),
+            resolve=storage.resolve,
+            sound=None,
+            project_name="x",
+            project_day=None,
+            width=320,
+            height=180,
+            background_clip=None,
+            work_dir=tmp_path / "work3",
         )

@@ -16,19 +16,7 @@ from pathlib import Path
 import pytest
 
 from stinercut_svc.context import StinercutApp
-from tests.test_render_helpers import (
-    add_asset,
-    add_project,
-    audio,
-    clip,
-    ffprobe_json,
-    frame_rgb,
-    mean_volume,
-    pixel,
-    render_folders,
-    start_render,
-    wait_job,
-)
+from tests import test_render_helpers as helpers
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 FRAME = 1 / 25
@@ -59,61 +47,61 @@ async def _template(app: StinercutApp, tmp_path: Path) -> str:
     shutil.copy(DEJAVU, fonts / "Brand.ttf")
     source = tmp_path / "pax.svg"
     source.write_text(TEMPLATE, encoding="utf-8")
-    return await add_asset(app, "pax_template", source, "Welcome")
+    return await helpers.add_asset(app, "pax_template", source, "Welcome")
 
 
 async def test_render_with_a_name_screen(
     app: StinercutApp, client, media_dir: Path, tmp_path: Path, built_in_defaults: None  # type: ignore[no-untyped-def]
 ) -> None:
     template = await _template(app, tmp_path)
-    sound = await add_asset(app, "audio", audio(media_dir, "music", seconds=1.0), "Jingle")
-    black = clip(media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color")
-    project = await add_project(app, [black], name="Jürgen Müßig",
+    sound = await helpers.add_asset(app, "audio", helpers.audio(media_dir, "music", seconds=1.0), "Jingle")
+    black = helpers.clip(media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color")
+    project = await helpers.add_project(app, [black], name="Jürgen Müßig",
                                 settings={"name_screen": {"template_asset": template,
                                                           "sound_asset": sound}})
     # The project's template and the request's switch combine.
-    job = await start_render(client, project, {"name_screen": {"enabled": True},
+    job = await helpers.start_render(client, project, {"name_screen": {"enabled": True},
                                                "output": {"preset": "ultrafast"}})
-    done = await wait_job(app, job["uuid"])
+    done = await helpers.wait_job(app, job["uuid"])
     assert done["status"] == "completed", done
     output = app.storage.resolve(done["output_path"])
-    data = ffprobe_json(output)
+    data = helpers.ffprobe_json(output)
     assert float(data["format"]["duration"]) == pytest.approx(1.2 + 1.0, abs=FRAME + 0.03)
-    frame = frame_rgb(output, 0.8)
+    frame = helpers.frame_rgb(output, 0.8)
     # Blue band (template) across the frame, white name in it, centred.
-    assert pixel(frame, 5, 90)[2] > 150
-    band = [pixel(frame, x, 90) for x in range(320)]
+    assert helpers.pixel(frame, 5, 90)[2] > 150
+    band = [helpers.pixel(frame, x, 90) for x in range(320)]
     white = [x for x, (r, g, b) in enumerate(band) if min(r, g, b) > 200]
     assert white and abs((white[0] + white[-1]) / 2 - 160) < 12
     # Over a blurred still of the (black) clip: black, not the template's art, above the band.
-    assert max(pixel(frame, 160, 20)) < 40
+    assert max(helpers.pixel(frame, 160, 20)) < 40
     # After the name screen: the clip (black), no band.
-    assert max(pixel(frame_rgb(output, 1.2 + 0.5), 5, 90)) < 40
-    assert mean_volume(output) > -45  # the jingle under the name screen
-    assert render_folders(app) == []
+    assert max(helpers.pixel(helpers.frame_rgb(output, 1.2 + 0.5), 5, 90)) < 40
+    assert helpers.mean_volume(output) > -45  # the jingle under the name screen
+    assert helpers.render_folders(app) == []
 
 
 async def test_a_name_the_font_cannot_draw_fails_the_job(
     app: StinercutApp, client, media_dir: Path, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
     template = await _template(app, tmp_path)
-    black = clip(media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color")
-    project = await add_project(app, [black], name="山田 太郎")
-    job = await start_render(client, project, {
+    black = helpers.clip(media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color")
+    project = await helpers.add_project(app, [black], name="山田 太郎")
+    job = await helpers.start_render(client, project, {
         "name_screen": {"enabled": True, "template_asset": template},
         "output": {"preset": "ultrafast"}})
-    done = await wait_job(app, job["uuid"])
+    done = await helpers.wait_job(app, job["uuid"])
     assert done["status"] == "failed"
     assert "'山' (U+5C71)" in done["error_message"]
     assert "passenger name" in done["error_message"]
-    assert render_folders(app) == []
+    assert helpers.render_folders(app) == []
 
 
 async def test_name_screen_options_are_validated(
     app: StinercutApp, client, media_dir: Path, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
-    black = clip(media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color")
-    project = await add_project(app, [black])
+    black = helpers.clip(media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color")
+    project = await helpers.add_project(app, [black])
     for body in ({"name_screen": {"duration": 90}}, {"name_screen": {"font": "/etc/x.ttf"}},
                  {"name_screen": {"easing": "bounce"}}):
         response = await client.post(f"/api/projects/{project}/render", json=body)
@@ -121,10 +109,10 @@ async def test_name_screen_options_are_validated(
         error = await response.get_json()
         assert "name_screen" in json.dumps(error)
     # An asset of the wrong type: the job fails naming it.
-    music = await add_asset(app, "audio", audio(media_dir), "Song")
-    job = await start_render(client, project, {
+    music = await helpers.add_asset(app, "audio", helpers.audio(media_dir), "Song")
+    job = await helpers.start_render(client, project, {
         "name_screen": {"enabled": True, "template_asset": music},
         "output": {"preset": "ultrafast"}})
-    done = await wait_job(app, job["uuid"])
+    done = await helpers.wait_job(app, job["uuid"])
     assert done["status"] == "failed"
     assert "template_asset" in done["error_message"] and "audio" in done["error_message"]

@@ -19,7 +19,12 @@ import pytest
 
 from stinercut_svc.media.filtergraph import Graph
 from stinercut_svc.render.compile import compile_timeline
-from stinercut_svc.render.name_screen import CustomerData, PreparedNameScreen, prepare_sync
+from stinercut_svc.render.name_screen import (
+    CustomerData,
+    PreparedNameScreen,
+    RasterRequest,
+    prepare_sync,
+)
 from stinercut_svc.render.recipes.name_screen import (
     blurred_still,
     frame_count,
@@ -43,40 +48,73 @@ TEMPLATE = """<svg xmlns="http://www.w3.org/2000/svg" width="[[[WIDTH]]]" height
 MOVING = {
     "duration": 3.0,
     "layers": [
-        {"id": "box", "group_id": "box", "animations": [
-            {"property": "x", "easing": "ease-in-out", "keyframes": [
-                {"time": 0.2, "value": -192}, {"time": 1.0, "value": 600},
-                {"time": 1.6, "value": 600}, {"time": 2.6, "value": 1500}]},
-            {"property": "y", "easing": "ease-out", "keyframes": [
-                {"time": 0.0, "value": 100}, {"time": 2.0, "value": 800}]},
-        ]},
-        {"id": "dot", "group_id": "dot", "initial": {"opacity": 0}, "animations": [
-            {"property": "opacity", "keyframes": [
-                {"time": 0.4, "value": 0}, {"time": 1.4, "value": 1, "easing": "ease-in"},
-                {"time": 2.4, "value": 0.3}]},
-        ]},
+        {
+            "id": "box",
+            "group_id": "box",
+            "animations": [
+                {
+                    "property": "x",
+                    "easing": "ease-in-out",
+                    "keyframes": [
+                        {"time": 0.2, "value": -192},
+                        {"time": 1.0, "value": 600},
+                        {"time": 1.6, "value": 600},
+                        {"time": 2.6, "value": 1500},
+                    ],
+                },
+                {
+                    "property": "y",
+                    "easing": "ease-out",
+                    "keyframes": [{"time": 0.0, "value": 100}, {"time": 2.0, "value": 800}],
+                },
+            ],
+        },
+        {
+            "id": "dot",
+            "group_id": "dot",
+            "initial": {"opacity": 0},
+            "animations": [
+                {
+                    "property": "opacity",
+                    "keyframes": [
+                        {"time": 0.4, "value": 0},
+                        {"time": 1.4, "value": 1, "easing": "ease-in"},
+                        {"time": 2.4, "value": 0.3},
+                    ],
+                },
+            ],
+        },
     ],
 }
 
 
-def prepare(tmp_path: Path, config: dict[str, object], **kwargs: object) -> PreparedNameScreen:
+def prepare(tmp_path: Path, config: dict[str, object]) -> PreparedNameScreen:
     template = tmp_path / "template.svg"
     template.write_text(TEMPLATE.format(config=json.dumps(config)), encoding="utf-8")
-    return prepare_sync(template, kwargs.pop("font", None), CustomerData.of("x", None),  # type: ignore[arg-type]
-                        width=W, height=H, duration=kwargs.pop("duration", None),  # type: ignore[arg-type]
-                        work_dir=tmp_path / "layers")
+    return prepare_sync(
+        RasterRequest(
+            template_path=template,
+            font_path=None,
+            data=CustomerData.of("x", None),
+            width=W,
+            height=H,
+            duration=None,
+            work_dir=tmp_path / "layers",
+        )
+    )
 
 
 def grey_frames(g: Graph, tmp_path: Path) -> list[bytes]:
     argv = g.compile(tmp_path)
     result = subprocess.run(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", *argv],
-        capture_output=True, timeout=120,
+        capture_output=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr.decode()
     size = W * H
     assert len(result.stdout) % size == 0
-    return [result.stdout[i:i + size] for i in range(0, len(result.stdout), size)]
+    return [result.stdout[i : i + size] for i in range(0, len(result.stdout), size)]
 
 
 @pytest.mark.parametrize("fps", [FPS, Fraction(30000, 1001)])
@@ -85,8 +123,11 @@ def test_layer_positions_follow_the_keyframes(fps: Fraction, tmp_path: Path) -> 
     prepared = prepare(tmp_path, config)
     (box,) = prepared.layers
     g = Graph()
-    g.output("pipe:1", name_screen(g, prepared, fps=fps, background=None),
-             options=["-f", "rawvideo", "-pix_fmt", "gray", "-fps_mode", "passthrough"])
+    g.output(
+        "pipe:1",
+        name_screen(g, prepared, fps=fps, background=None),
+        options=["-f", "rawvideo", "-pix_fmt", "gray", "-fps_mode", "passthrough"],
+    )
     frames = grey_frames(g, tmp_path)
     assert len(frames) == frame_count(3.0, fps) == round(3 * fps)
     checked = 0
@@ -96,7 +137,7 @@ def test_layer_positions_follow_the_keyframes(fps: Fraction, tmp_path: Path) -> 
         if x < 0 or x + box.width > W or y + box.height > H:
             continue  # partly outside: no edge to find on that side
         frame = frames[n]
-        row = frame[round(y + box.height / 2) * W:][:W]
+        row = frame[round(y + box.height / 2) * W :][:W]
         left = next(i for i in range(W) if row[i] > 128)
         column = [frame[r * W + round(x + box.width / 2)] for r in range(H)]
         top = next(i for i in range(H) if column[i] > 128)
@@ -105,7 +146,7 @@ def test_layer_positions_follow_the_keyframes(fps: Fraction, tmp_path: Path) -> 
         checked += 1
     assert checked >= 20
     # Before its first keyframe the box rests off-frame left; at the end, at 1500/6.
-    assert max(frames[0][round(box.y.value_at(0) + 9) * W:][:W]) < 40
+    assert max(frames[0][round(box.y.value_at(0) + 9) * W :][:W]) < 40
     assert box.x.value_at(3.0) == pytest.approx(1500 / 6)
 
 
@@ -114,8 +155,11 @@ def test_layer_opacity_follows_the_keyframes(tmp_path: Path) -> None:
     prepared = prepare(tmp_path, config)
     (dot,) = prepared.layers
     g = Graph()
-    g.output("pipe:1", name_screen(g, prepared, fps=FPS, background=None),
-             options=["-f", "rawvideo", "-pix_fmt", "gray"])
+    g.output(
+        "pipe:1",
+        name_screen(g, prepared, fps=FPS, background=None),
+        options=["-f", "rawvideo", "-pix_fmt", "gray"],
+    )
     frames = grey_frames(g, tmp_path)
     cx, cy = round(dot.x.final + dot.width / 2), round(dot.y.final + dot.height / 2)
     black = frames[0][cy * W + cx]
@@ -132,24 +176,48 @@ def test_layer_opacity_follows_the_keyframes(tmp_path: Path) -> None:
 def test_a_whole_name_screen_with_background_and_sound(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "first.mp4", seconds=1.0, size="320x240")
     sound = make_audio(tmp_path / "sound.m4a", seconds=1.0)
-    config = {"duration": 2.0, "layers": [
-        {"id": "name", "type": "text", "content": "{{pax_name}}",
-         "text_style": {"font_size": 140, "fill": "white", "stroke": "black",
-                        "stroke_width": 3, "anchor": "middle"},
-         "initial": {"x": 960, "y": 480}}]}
+    config = {
+        "duration": 2.0,
+        "layers": [
+            {
+                "id": "name",
+                "type": "text",
+                "content": "{{pax_name}}",
+                "text_style": {
+                    "font_size": 140,
+                    "fill": "white",
+                    "stroke": "black",
+                    "stroke_width": 3,
+                    "anchor": "middle",
+                },
+                "initial": {"x": 960, "y": 480},
+            }
+        ],
+    }
     template = tmp_path / "template.svg"
     template.write_text(TEMPLATE.format(config=json.dumps(config)), encoding="utf-8")
-    prepared = prepare_sync(template, DEJAVU, CustomerData.of("Jürgen Müßig", None), width=W,
-                            height=H, duration=None, work_dir=tmp_path / "layers")
+    prepared = prepare_sync(
+        RasterRequest(
+            template_path=template,
+            font_path=DEJAVU,
+            data=CustomerData.of("Jürgen Müßig", None),
+            width=W,
+            height=H,
+            duration=None,
+            work_dir=tmp_path / "layers",
+        )
+    )
     g = Graph()
     still = blurred_still(g, clip, at_s=0.5, width=W, height=H)
     video = name_screen(g, prepared, fps=FPS, background=still)
     audio = name_screen_audio(g, sound, duration=2.0)
     out = tmp_path / "card.mp4"
-    g.output(out, video, audio, options=["-c:v", "libx264", "-preset", "ultrafast",
-                                         "-c:a", "aac"])
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-                    *g.compile(tmp_path)], check=True, timeout=120)
+    g.output(out, video, audio, options=["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", *g.compile(tmp_path)],
+        check=True,
+        timeout=120,
+    )
     streams = _probe(out)
     v = next(s for s in streams if s["codec_type"] == "video")
     a = next(s for s in streams if s["codec_type"] == "audio")
@@ -158,9 +226,9 @@ def test_a_whole_name_screen_with_background_and_sound(tmp_path: Path) -> None:
     frame = _grey_frame(out, 1.0)
     (name,) = prepared.layers
     # Text row: white name pixels; above it, the blurred (not black) clip.
-    row = frame[round(name.y.final + name.height / 2) * W:][:W]
+    row = frame[round(name.y.final + name.height / 2) * W :][:W]
     assert max(row) > 200
-    assert 30 < sum(frame[:W * 20]) / (W * 20) < 220
+    assert 30 < sum(frame[: W * 20]) / (W * 20) < 220
 
 
 def test_the_title_card_in_a_timeline(tmp_path: Path) -> None:
@@ -169,15 +237,28 @@ def test_the_title_card_in_a_timeline(tmp_path: Path) -> None:
     card = title_card(prepared, background_clip=None, sound=None)
     out = tmp_path / "timeline.mp4"
     timeline = Timeline(
-        items=(card,), transitions=(), width=W, height=H, fps=FPS,
-        outputs=(OutputSpec(name="main", path=out, width=W, height=H,
-                            video_args=("-c:v", "libx264", "-preset", "ultrafast",
-                                        "-pix_fmt", "yuv420p"),
-                            audio_args=("-c:a", "aac")),),
+        items=(card,),
+        transitions=(),
+        width=W,
+        height=H,
+        fps=FPS,
+        outputs=(
+            OutputSpec(
+                name="main",
+                path=out,
+                width=W,
+                height=H,
+                video_args=("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
+                audio_args=("-c:a", "aac"),
+            ),
+        ),
     )
     compiled = compile_timeline(timeline, script_dir=tmp_path)
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-                    *compiled.argv], check=True, timeout=120)
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *compiled.argv],
+        check=True,
+        timeout=120,
+    )
     v = next(s for s in _probe(out) if s["codec_type"] == "video")
     assert int(v["nb_read_frames"]) == 30
     with pytest.raises(ValueError, match="rasterised at 320x180"):
@@ -186,17 +267,45 @@ def test_the_title_card_in_a_timeline(tmp_path: Path) -> None:
 
 def _probe(path: Path) -> list[dict[str, Any]]:
     result = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-         "stream=codec_type,width,height,nb_read_frames,duration", "-of", "json", str(path)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,width,height,nb_read_frames,duration",
+            "-of",
+            "json",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return list(json.loads(result.stdout)["streams"])
 
 
 def _grey_frame(path: Path, at_s: float) -> bytes:
     result = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-ss", str(at_s), "-i", str(path),
-         "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-ss",
+            str(at_s),
+            "-i",
+            str(path),
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "pipe:1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return result.stdout

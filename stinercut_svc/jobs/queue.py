@@ -447,30 +447,32 @@ def load_context(session: Session, job_id: int) -> JobContext:
             select(Video).where(Video.project_id == project.id).order_by(Video.order, Video.id)
         )
     )
-    assets: dict[str, AssetRow] = {}
-    for name, value in requested_assets(options).items():
-        if value is None:
-            continue
-        asset = session.scalars(select(Asset).where(Asset.uuid == str(value))).first()
-        if asset is None:
-            raise ContextError(f"{name}: asset {value} no longer exists")
-        assets[name] = AssetRow(asset.uuid, asset.type.value, asset.name, asset.path)
+    assets = _asset_rows(session, requested_assets(options))
     # --- name screen (namescreen helper): its assets sit in a nested option ---
-    screen_assets: dict[str, AssetRow] = {}
     screen = options.name_screen
+    screen_assets: dict[str, AssetRow] = {}
     if screen is not None and screen.enabled:
-        for name in NAME_SCREEN_ASSET_TYPES:
-            value = getattr(screen, name)
-            if value is None:
-                continue
-            asset = session.scalars(select(Asset).where(Asset.uuid == str(value))).first()
-            if asset is None:
-                raise ContextError(f"name_screen.{name}: asset {value} no longer exists")
-            screen_assets[name] = AssetRow(asset.uuid, asset.type.value, asset.name, asset.path)
+        wanted = {name: getattr(screen, name) for name in NAME_SCREEN_ASSET_TYPES}
+        screen_assets = _asset_rows(session, wanted, prefix="name_screen.")
     return JobContext(
         job.uuid, project.uuid, project.name, options, clips, assets, read_render_settings(session),
         name_screen_assets=screen_assets, project_created_at=project.created_at,
     )
+
+
+def _asset_rows(
+    session: Session, wanted: dict[str, Any], *, prefix: str = ""
+) -> dict[str, AssetRow]:
+    """Option name → asset row for every set uuid; a uuid without a row is a ContextError."""
+    rows: dict[str, AssetRow] = {}
+    for name, value in wanted.items():
+        if value is None:
+            continue
+        asset = session.scalars(select(Asset).where(Asset.uuid == str(value))).first()
+        if asset is None:
+            raise ContextError(f"{prefix}{name}: asset {value} no longer exists")
+        rows[name] = AssetRow(asset.uuid, asset.type.value, asset.name, asset.path)
+    return rows
 
 
 def requested_assets(options: RenderOptions) -> dict[str, Any]:

@@ -48,7 +48,6 @@ cancelled.
 from __future__ import annotations
 
 import copy
-import functools
 import io
 import json
 import math
@@ -860,23 +859,30 @@ def template_font(template: Template) -> str | None:
     return None
 
 
-def prepare_sync(
-    template_path: Path,
-    font_path: Path | None,
-    data: CustomerData,
-    *,
-    width: int,
-    height: int,
-    duration: float | None,
-    work_dir: Path,
-    resolve: Callable[[str], Path] | None = None,
-) -> PreparedNameScreen:
-    """Read, parse, check and rasterise; files go to ``work_dir`` (created).
+@attrs.frozen(kw_only=True)
+class RasterRequest:
+    """One name screen to prepare: picklable, so it can go to a worker process.
 
     Without ``font_path`` the template's own ``font_path`` is used, turned into a
     file by ``resolve`` (the storage root's :meth:`~stinercut_svc.storage.Storage.resolve`,
-    which refuses paths leaving the root).
+    which refuses paths leaving the root; a bound method of the frozen
+    ``Storage`` pickles).
     """
+
+    template_path: Path
+    font_path: Path | None
+    data: CustomerData
+    width: int
+    height: int
+    duration: float | None
+    work_dir: Path
+    resolve: Callable[[str], Path] | None = None
+
+
+def prepare_sync(request: RasterRequest) -> PreparedNameScreen:
+    """Read, parse, check and rasterise; files go to ``request.work_dir`` (created)."""
+    template_path, font_path = request.template_path, request.font_path
+    resolve = request.resolve
     try:
         svg_text = template_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -892,21 +898,11 @@ def prepare_sync(
             except ValueError as exc:
                 raise NameScreenError(f"the template's font_path {relative!r}: {exc}") from None
     font = load_font(font_path) if font_path is not None else None
-    return rasterise(template, data, font, width=width, height=height, duration=duration,
-                     work_dir=work_dir)
+    return rasterise(template, request.data, font, width=request.width, height=request.height,
+                     duration=request.duration, work_dir=request.work_dir)
 
 
-async def prepare_name_screen(
-    template_path: Path,
-    font_path: Path | None,
-    data: CustomerData,
-    *,
-    width: int,
-    height: int,
-    duration: float | None,
-    work_dir: Path,
-    resolve: Callable[[str], Path] | None = None,
-) -> PreparedNameScreen:
+async def prepare_name_screen(request: RasterRequest) -> PreparedNameScreen:
     """:func:`prepare_sync` in a worker **process**; ``work_dir`` is removed if it fails.
 
     Not a thread: resvg-py holds the GIL while it renders (measured: a thread
@@ -915,21 +911,18 @@ async def prepare_name_screen(
     every request and WebSocket of the trio thread. A cancelled job kills the
     worker (``kill_on_cancel``), and a cancel or failure leaves no PNGs behind:
     the removal is shielded so it runs even while the job's scope is cancelled.
-    ``resolve`` must be picklable (a bound method of the frozen ``Storage`` is).
     """
-    job = functools.partial(
-        prepare_sync, template_path, font_path, data, width=width, height=height,
-        duration=duration, work_dir=work_dir, resolve=resolve,
-    )
     try:
-        prepared = await trio_parallel.run_sync(job, kill_on_cancel=True)
+        prepared = await trio_parallel.run_sync(prepare_sync, request, kill_on_cancel=True)
         # A cancel that arrived while the worker ran is delivered here, inside
         # the try, so the files it wrote are removed too.
         await trio.lowlevel.checkpoint()
         return prepared
     except BaseException:
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(lambda: shutil.rmtree(work_dir, ignore_errors=True))
+            await trio.to_thread.run_sync(
+                lambda: shutil.rmtree(request.work_dir, ignore_errors=True)
+            )
         raise
 
 
@@ -966,10 +959,10 @@ async def name_screen_card(
             font = resolve(options.font)
         except ValueError as exc:
             raise NameScreenError(f"name_screen.font {options.font!r}: {exc}") from None
-    prepared = await prepare_name_screen(
-        template, font, data, width=width, height=height, duration=options.duration,
-        work_dir=work_dir, resolve=resolve,
-    )
+    prepared = await prepare_name_screen(RasterRequest(
+        template_path=template, font_path=font, data=data, width=width, height=height,
+        duration=options.duration, work_dir=work_dir, resolve=resolve,
+    ))
     return title_card(
         prepared,
         background_clip=background_clip if options.background_blur else None,
