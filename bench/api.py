@@ -309,10 +309,17 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
         spread: dict[str, list[Run]] = {}
         health: dict[str, list[Run]] = {}
         loaded: dict[str, list[Run]] = {}
+        root: dict[str, list[Run]] = {}
         for round_no in range(args.rounds):
             shift = round_no % len(servers)
             for server in servers[shift:] + servers[:shift]:
                 runs[server.name].append(await wrk(server, conns, seconds))
+            if args.metrics_only:  # the cheapest app route too: the worst case for a fixed cost
+                for server in servers[shift:] + servers[:shift]:
+                    if server.name != "floor":
+                        root.setdefault(server.name, []).append(
+                            await wrk(server, conns, seconds, "/")
+                        )
             for server in servers[1:]:
                 if not server.name.endswith("WARNING") or args.metrics_only:
                     continue
@@ -403,10 +410,21 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
             f" server CPU per request ratio {med(cpu):.3f}"
             f" (rounds {', '.join(f'{r:.3f}' for r in cpu)})"
         )
+    for backend in args.backends if root else ():
+        on, off = root[f"{backend} WARNING"], root[f"{backend} WARNING no-metrics"]
+        each = [a.rate / b.rate for a, b in zip(on, off, strict=True)]
+        cpu = [a.cpu_ms_per_request / b.cpu_ms_per_request for a, b in zip(on, off, strict=True)]
+        print(
+            f"  {backend:8s} GET / (no database): {med([r.rate for r in on]):.0f} vs"
+            f" {med([r.rate for r in off]):.0f} req/s, ratio {med(each):.3f}"
+            f" (rounds {', '.join(f'{r:.3f}' for r in each)}); server CPU per request"
+            f" {med([r.cpu_ms_per_request for r in on]) * 1000:.0f} vs"
+            f" {med([r.cpu_ms_per_request for r in off]) * 1000:.0f} us, ratio {med(cpu):.3f}"
+        )
     observe_us, hook_us = await metrics_work_us(work)
     print(
         f"  metrics work per request, in-process, medians of 7 x 20000: counter+histogram"
-        f" {observe_us:.2f} us + route-template hook {hook_us:.2f} us = {observe_us + hook_us:.2f} us"
+        f" {observe_us:.2f} us + route-template hooks {hook_us:.2f} us = {observe_us + hook_us:.2f} us"
     )
     for backend in args.backends:
         base = med([r.cpu_ms_per_request for r in runs[f"{backend} WARNING no-metrics"]]) * 1000
@@ -444,11 +462,11 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
 
 async def metrics_work_us(work: Path) -> tuple[float, float]:
     """What metrics add to one request, measured on the code itself (steadier than req/s
-    on a shared machine): the counter and histogram update, and the ``after_request``
-    hook that records the route template, each timed over many calls."""
+    on a shared machine): the counter and histogram update, and the two hooks that
+    record the route template (before and after the handler), each timed over many calls."""
     from quart import Response
 
-    from stinercut_svc.access_log import _remember_route
+    from stinercut_svc.access_log import _remember_route, _route_before
     from stinercut_svc.app import create_app
     from stinercut_svc.config import Settings
     from stinercut_svc.metrics import ServiceMetrics
@@ -469,6 +487,7 @@ async def metrics_work_us(work: Path) -> tuple[float, float]:
             observe.append((time.perf_counter() - started) / calls * 1e6)
             started = time.perf_counter()
             for _ in range(calls):
+                await _route_before()
                 await _remember_route(response)
             hook.append((time.perf_counter() - started) / calls * 1e6)
     return statistics.median(observe), statistics.median(hook)
