@@ -164,3 +164,18 @@ def test_requested_codecs_are_checked_against_this_ffmpeg() -> None:
         check_requested_codecs(wants_av1, have)
     assert err.value.codec == "av1" and err.value.available == ["h264", "vp9"]
     assert "edition 'small' codec" in str(err.value) and "libsvtav1 or libaom-av1" in str(err.value)
+
+
+def test_watermark_window_is_the_clips_unless_on_intro() -> None:
+    from stinercut_svc.render.timeline import Watermark
+
+    items = [_seg(2.0, "intro", "i.mp4"), _seg(3.0), _seg(2.0, "outro", "o.mp4")]
+    joins = [Transition(), Transition()]
+    clips_only = Timeline(tuple(items), tuple(joins), 320, 240, Fraction(25), (_out(),),
+                          watermark=Watermark(Path("/m/w.png")))  # fmt: skip
+    text = compile_timeline(clips_only).filter_text
+    assert "enable=between(t\\,2\\,5)" in text and "[3:v]scale=w=48:h=-2" in text
+    everywhere = Timeline(tuple(items), tuple(joins), 320, 240, Fraction(25), (_out(),),
+                          watermark=Watermark(Path("/m/w.png"), on_intro=True))  # fmt: skip
+    text = compile_timeline(everywhere).filter_text
+    assert "overlay=" in text and "enable=" not in text
