@@ -255,15 +255,14 @@ def jobs_watch(
         console = Console(quiet=True) if as_json else Console()
         try:
             with watch.JobBoard(console, _project_labels(client)) as board:
-                try:
-                    watch.follow(
-                        feed, board,
-                        resync=lambda: _resync(client, board),
-                        done=lambda: until_idle and not board.active,
-                        on_message=watch.print_json_line if as_json else None,
-                    )
-                except KeyboardInterrupt:
-                    pass  # the normal way to stop watching
+                watch.follow(
+                    feed, board,
+                    resync=lambda: _resync(client, board),
+                    done=lambda: until_idle and not board.active,
+                    on_message=watch.print_json_line if as_json else None,
+                )
+        except KeyboardInterrupt:
+            pass  # the normal way to stop watching (the board has printed its last state)
         finally:
             feed.close()
 
