@@ -9,14 +9,16 @@ and fading in, a date) is
 2. **rendered** by ffmpeg to ``-f null`` (the filter graph's cost alone, no
    encoder) with the recipe's graph: per-frame position by ``overlay``
    ``eval=frame``, opacity by ``sendcmd [expr]`` into ``colorchannelmixer``,
-   static bottom layers composed once on the background, animated layers read
-   as ``-loop 1`` image inputs;
-3. against three **baselines in the same run**, each changing one choice:
-   opacity by ``geq`` (the per-pixel expression); images decoded once and
-   repeated by the ``loop`` filter instead of read as ``-loop 1`` inputs (every
-   input then ends at once and ffmpeg 5/6 polls with 10 ms sleeps: same CPU,
-   several times the wall time); the static bottom layers overlaid on every
-   frame instead of composed once on the background. Medians; CPU time
+   static bottom layers composed once on the background, animated layers
+   decoded once and repeated by ``loop``, the top one read as a ``-loop 1``
+   image input (a live input);
+3. against four **baselines in the same run**, each changing one choice:
+   opacity by ``geq`` (the per-pixel expression); ``loop-filter``: the top
+   layer also decoded once and repeated by ``loop`` (every input then ends at
+   once and ffmpeg 5/6 polls with 10 ms sleeps: same CPU, more wall time);
+   ``loop-input``: every animated layer read as a ``-loop 1`` input (decoded
+   per frame: more CPU); the static bottom layers overlaid on every frame
+   instead of composed once on the background. Medians; CPU time
    (user + system of the ffmpeg process) is the figure that survives a
    loaded machine, wall time shows the polling.
 
@@ -172,12 +174,14 @@ def graph(prepared: PreparedNameScreen, variant: str) -> list[str]:
             layers.pop(0)
     base = repeat(base)
     for layer in layers:
-        if variant == "loop-filter":
-            image = g.input(layer.png, "v", options=["-framerate", rate])
-            image = repeat(g.filter("format", image, pix_fmts="rgba"))
-        else:
+        # The recipe: the top layer live (-loop 1), the others decoded once + loop.
+        live = layer is layers[-1] and variant != "loop-filter"
+        if variant == "loop-input" or live:
             image = g.input(layer.png, "v", options=["-loop", "1", "-framerate", rate])
             image = g.filter("trim", g.filter("format", image, pix_fmts="rgba"), end_frame=frames)
+        else:
+            image = g.input(layer.png, "v", options=["-framerate", rate])
+            image = repeat(g.filter("format", image, pix_fmts="rgba"))
         if not layer.opacity.is_constant:
             if variant == "geq":
                 image = g.filter(
@@ -272,7 +276,7 @@ def main() -> None:
             f"prepare (parse, glyph check, resvg, crop): median "
             f"{statistics.median(prep_times) * 1000:.0f} ms"
         )
-        variants = ("recipe", "geq", "loop-filter", "per-frame-static")
+        variants = ("recipe", "geq", "loop-filter", "loop-input", "per-frame-static")
         argvs = {variant: graph(prepared, variant) for variant in variants}
         walls: dict[str, list[float]] = {variant: [] for variant in variants}
         cpus: dict[str, list[float]] = {variant: [] for variant in variants}

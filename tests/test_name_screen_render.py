@@ -42,6 +42,7 @@ TEMPLATE = """<svg xmlns="http://www.w3.org/2000/svg" width="[[[WIDTH]]]" height
      viewBox="0 0 1920 1080">
   <g id="box"><rect x="0" y="0" width="192" height="108" fill="#fff"/></g>
   <g id="dot"><rect x="1500" y="700" width="240" height="240" fill="#fff"/></g>
+  <g id="corner"><rect x="0" y="0" width="60" height="60" fill="#fff"/></g>
   <script type="application/json" id="stinercut-animation">{config}</script>
 </svg>
 """
@@ -119,9 +120,12 @@ def grey_frames(g: Graph, tmp_path: Path) -> list[bytes]:
 
 @pytest.mark.parametrize("fps", [FPS, Fraction(30000, 1001)])
 def test_layer_positions_follow_the_keyframes(fps: Fraction, tmp_path: Path) -> None:
-    config = {"duration": 3.0, "layers": [MOVING["layers"][0]]}  # type: ignore[index]
+    # A static layer on top: the moving box is then a decoded-once layer under
+    # the top one, which is read as a live input (see the recipe).
+    corner = {"id": "corner", "group_id": "corner"}
+    config = {"duration": 3.0, "layers": [MOVING["layers"][0], corner]}  # type: ignore[index]
     prepared = prepare(tmp_path, config)
-    (box,) = prepared.layers
+    box, _ = prepared.layers
     g = Graph()
     g.output(
         "pipe:1",

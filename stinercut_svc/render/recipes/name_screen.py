@@ -53,12 +53,13 @@ def name_screen(
     Only the first frame of ``background`` is used (:func:`blurred_still` makes
     one). The background and the static layers at the bottom of the stack are
     composed **once**, on that single frame, and the result is repeated; the
-    layers above are overlaid per frame. Those are read as ``-loop 1`` image
-    inputs: a graph whose every input has ended (all frames made by ``loop``)
-    makes ffmpeg 5/6 poll with a 10 ms sleep whenever it waits, which measured
-    3-5x the wall time for the same CPU time (bench/name_screen.py); a live
-    input keeps it reading instead. So the top layer is always one of them, even
-    when it is static.
+    layers above are overlaid per frame, each decoded once and repeated by
+    ``loop`` — except the top one, read as a ``-loop 1`` image input (decoded
+    per frame, usually small text): a graph whose every input has ended (all
+    frames made by ``loop``) makes ffmpeg 5/6 poll with a 10 ms sleep whenever
+    it waits (several times the wall time for the same CPU time, see
+    bench/name_screen.py); one live input keeps it reading instead. So the top
+    layer is never composed into the background, even when it is static.
     """
     frames = frame_count(prepared.duration, fps)
     size = f"{prepared.width}x{prepared.height}"
@@ -73,8 +74,9 @@ def name_screen(
         base = _overlay_static(g, base, layers.pop(0))
     base = g.filter("loop", base, loop=frames - 1, size=1, start=0)
     base = _frame_times(g, base, fps)
-    for layer in layers:
-        base = _overlay_layer(g, base, layer, fps=fps, frames=frames)
+    for index, layer in enumerate(layers):
+        live = index == len(layers) - 1
+        base = _overlay_layer(g, base, layer, fps=fps, frames=frames, live=live)
     base = g.filter("setsar", base, r=1)
     return g.filter("format", base, pix_fmts="yuv420p")
 
@@ -100,11 +102,17 @@ def _overlay_static(g: Graph, base: Stream, layer: RasterLayer) -> Stream:
 
 
 def _overlay_layer(g: Graph, base: Stream, layer: RasterLayer, *, fps: Fraction,
-                   frames: int) -> Stream:
-    # Frame n at pts n in 1/fps: image2 numbers the repeated frames itself.
-    image = g.input(layer.png, "v", options=["-loop", "1", "-framerate", format_number(fps)])
-    image = g.filter("trim", image, end_frame=frames)
-    image = g.filter("format", image, pix_fmts="rgba")
+                   frames: int, live: bool) -> Stream:
+    if live:
+        # Frame n at pts n in 1/fps: image2 numbers the repeated frames itself.
+        image = g.input(layer.png, "v", options=["-loop", "1", "-framerate", format_number(fps)])
+        image = g.filter("trim", image, end_frame=frames)
+        image = g.filter("format", image, pix_fmts="rgba")
+    else:
+        image = g.input(layer.png, "v")
+        image = g.filter("format", image, pix_fmts="rgba")
+        image = g.filter("loop", image, loop=frames - 1, size=1, start=0)
+        image = _frame_times(g, image, fps)
     if not layer.opacity.is_constant:
         # A unique instance name per layer: sendcmd addresses filters by name.
         target = f"colorchannelmixer@namescreen{g.input_count}"
