@@ -179,3 +179,24 @@ def test_watermark_window_is_the_clips_unless_on_intro() -> None:
                           watermark=Watermark(Path("/m/w.png"), on_intro=True))  # fmt: skip
     text = compile_timeline(everywhere).filter_text
     assert "overlay=" in text and "enable=" not in text
+
+
+def test_fast_path_decision_reads_the_schedule() -> None:
+    from stinercut_svc.jobs.options import ResolvedOptions
+    from stinercut_svc.jobs.plan import RenderInputs, Source, build_plan, clip_segment
+    from stinercut_svc.models.job import RenderPath
+
+    def plan(count: int, transition: str):  # type: ignore[no-untyped-def]
+        sources = [Source(Path(f"/m/{n}.mp4"), _info(), f"clip {n}") for n in range(count)]
+        options = ResolvedOptions(transition=transition, transition_duration=1.0)
+        inputs = RenderInputs(tuple(clip_segment(s) for s in sources), options)
+        return build_plan(inputs, Path("/t/out.mp4"), Path("/t/list.ffconcat"))
+
+    crossfaded = plan(2, "crossfade")
+    assert crossfaded.render_path is RenderPath.REENCODE
+    assert crossfaded.reencode_reason == "crossfade transitions"
+    assert crossfaded.schedule is not None and crossfaded.schedule.overlaps == (25,)
+    assert crossfaded.duration == pytest.approx(17.0)  # 9 s + 9 s - 1 s
+    # One clip has no join, so nothing overlaps: stream copy is still enough.
+    assert plan(1, "crossfade").render_path is RenderPath.FASTPATH
+    assert plan(2, "none").render_path is RenderPath.FASTPATH

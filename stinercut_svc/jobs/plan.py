@@ -295,16 +295,21 @@ def build_plan(
     encoder = video_encoder(opts.codec, opts.codec_source, inputs.encoders)
     width, height = output_size(opts, clips[0].source.info)
     fps = opts.fps or _clip_fps(clips[0].source.info) or DEFAULT_FPS
+    # The timeline without its outputs: its schedule is what the decision reads.
+    draft = build_timeline(inputs, width, height, fps, ())
+    times = schedule_of(draft)
     reason = (
-        fastpath_refusal(inputs, width, height, fps, encoder) if allow_fastpath else "not allowed"
+        fastpath_refusal(inputs, width, height, fps, encoder, times)
+        if allow_fastpath
+        else "not allowed"
     )
     if reason is None:
+        # Stream copy keeps each file's own length (not rounded to frames).
         duration = sum(s.duration for s in inputs.segments)
         listing = concat_listing([s.source.path for s in clips])
         prep, items = None, []
         if inputs.audio_setup is not None:  # audio helper: gains, freefall, loudness
-            draft = build_timeline(inputs, width, height, fps, ())
-            prep = audio_recipes.audio_prep(draft, schedule_of(draft), inputs.audio_setup)
+            prep = audio_recipes.audio_prep(draft, times, inputs.audio_setup)
             items = [i for i in draft.items if isinstance(i, TimelineSegment)]
         args = tuple(fastpath_args(clips, concat_list_path, output, prep=prep, items=items))
         return RenderPlan(
@@ -317,7 +322,7 @@ def build_plan(
                       tuple(encoder.args(opts.preset, opts.crf, opts.max_bitrate)), AUDIO_ARGS,
                       ("-movflags", "+faststart", "-f", "mp4", "-y"))  # fmt: skip
     specs = [main, *(spec for _, spec in editions)]
-    timeline = build_timeline(inputs, width, height, fps, tuple(specs))
+    timeline = attrs.evolve(draft, outputs=tuple(specs))
     compiled = compile_timeline(timeline, script_dir=output.parent, ffmpeg_version=ffmpeg_version)
     return RenderPlan(
         compiled.argv,
@@ -498,8 +503,13 @@ def fastpath_refusal(
     height: int,
     fps: Fraction,
     encoder: VideoEncoder | None = None,
+    times: Schedule | None = None,
 ) -> str | None:
-    """Why the fast path cannot be used, or ``None`` when stream copy is enough."""
+    """Why the fast path cannot be used, or ``None`` when stream copy is enough.
+
+    ``times``: the timeline's schedule; a join that overlaps (a transition the
+    schedule kept) needs the picture re-encoded.
+    """
     if encoder is None:
         encoder = ENCODERS["h264"][0]
     opts = inputs.options
@@ -509,7 +519,7 @@ def fastpath_refusal(
         return "name screen"
     if opts.editions:
         return "several editions"
-    if opts.transition != "none" and len(inputs.segments) > 1:
+    if times is not None and any(times.overlaps):
         return f"{opts.transition} transitions"
     if inputs.watermark is not None or opts.watermark_asset:
         return "watermark"
