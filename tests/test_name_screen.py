@@ -146,14 +146,11 @@ def test_plain_template_filled_with_real_names(name: str, tmp_path: Path) -> Non
     assert texts["name"].get("font-family") == "'DejaVu Sans'"
     assert (root.get("width"), root.get("height")) == ("320", "180")
     prepared = prepare_sync(
-        RasterRequest(
-            template_path=_write(tmp_path / "t.svg", PLAIN.format(size=80)),
-            font_path=DEJAVU,
-            data=CustomerData.of(name, "02.12.2026"),
-            width=320,
-            height=180,
-            duration=None,
-            work_dir=tmp_path / "w",
+        request(
+            _write(tmp_path / "t.svg", PLAIN.format(size=80)),
+            DEJAVU,
+            CustomerData.of(name, "02.12.2026"),
+            tmp_path / "w",
         )
     )
     assert prepared.duration == 5.0
@@ -194,14 +191,8 @@ def test_missing_glyph_names_the_character(tmp_path: Path) -> None:
     svg = animated(TEXT_LAYER % (100, "start", 100))
     with pytest.raises(NameScreenError, match=r"U\+592A"):
         prepare_sync(
-            RasterRequest(
-                template_path=_write(tmp_path / "a.svg", svg),
-                font_path=DEJAVU,
-                data=CustomerData.of(CJK, None),
-                width=320,
-                height=180,
-                duration=None,
-                work_dir=tmp_path / "w",
+            request(
+                _write(tmp_path / "a.svg", svg), DEJAVU, CustomerData.of(CJK, None), tmp_path / "w"
             )
         )
 
@@ -210,14 +201,13 @@ def test_cjk_name_in_a_font_that_has_it(tmp_path: Path) -> None:
     font_path = build_font(tmp_path / "squares.ttf", CJK)
     svg = animated(TEXT_LAYER % (100, "start", 100))
     prepared = prepare_sync(
-        RasterRequest(
-            template_path=_write(tmp_path / "a.svg", svg),
-            font_path=font_path,
-            data=CustomerData.of("山田 太郎", None),
+        request(
+            _write(tmp_path / "a.svg", svg),
+            font_path,
+            CustomerData.of("山田 太郎", None),
+            tmp_path / "w",
             width=640,
             height=360,
-            duration=None,
-            work_dir=tmp_path / "w",
         )
     )
     (layer,) = prepared.layers
@@ -243,14 +233,8 @@ def test_long_names_shrink_to_fit_short_names_keep_their_size(tmp_path: Path) ->
 
     def layer_for(name: str) -> tuple[int, int]:
         prepared = prepare_sync(
-            RasterRequest(
-                template_path=svg,
-                font_path=DEJAVU,
-                data=CustomerData.of(name, None),
-                width=640,
-                height=360,
-                duration=None,
-                work_dir=tmp_path / name[:8],
+            request(
+                svg, DEJAVU, CustomerData.of(name, None), tmp_path / name[:8], width=640, height=360
             )
         )
         (layer,) = prepared.layers
@@ -271,14 +255,13 @@ def test_middle_anchor_centres_the_name_and_max_width_limits_it(tmp_path: Path) 
       "text_style": {"font_size": 150, "anchor": "middle", "max_width": 600},
       "initial": {"x": 960, "y": 500}}"""
     prepared = prepare_sync(
-        RasterRequest(
-            template_path=_write(tmp_path / "a.svg", animated(layer_json)),
-            font_path=DEJAVU,
-            data=CustomerData.of("Jean-Luc O'Brien-Núñez", None),
+        request(
+            _write(tmp_path / "a.svg", animated(layer_json)),
+            DEJAVU,
+            CustomerData.of("Jean-Luc O'Brien-Núñez", None),
+            tmp_path / "w",
             width=640,
             height=360,
-            duration=None,
-            work_dir=tmp_path / "w",
         )
     )
     (layer,) = prepared.layers
@@ -298,14 +281,13 @@ def test_positions_scale_with_the_output_size(size: tuple[int, int], tmp_path: P
                 {{"id": "nested", "group_id": "nested", {fade}}}"""
     width, height = size
     prepared = prepare_sync(
-        RasterRequest(
-            template_path=_write(tmp_path / "a.svg", animated(layers)),
-            font_path=None,
-            data=CustomerData.of("x", None),
+        request(
+            _write(tmp_path / "a.svg", animated(layers)),
+            None,
+            CustomerData.of("x", None),
+            tmp_path / "w",
             width=width,
             height=height,
-            duration=None,
-            work_dir=tmp_path / "w",
         )
     )
     s = min(width / 1920, height / 1080)
@@ -330,14 +312,12 @@ def test_static_layers_are_merged_and_animated_ones_keep_their_tracks(tmp_path: 
         "keyframes": [{"time": 0, "value": 0}, {"time": 2, "value": 540}],
         "easing": "ease-out"}]}"""
     prepared = prepare_sync(
-        RasterRequest(
-            template_path=_write(tmp_path / "a.svg", animated(layers, duration=4)),
-            font_path=None,
-            data=CustomerData.of("x", None),
-            width=320,
-            height=180,
+        request(
+            _write(tmp_path / "a.svg", animated(layers, duration=4)),
+            None,
+            CustomerData.of("x", None),
+            tmp_path / "w",
             duration=8,
-            work_dir=tmp_path / "w",
         )
     )
     merged, moving = prepared.layers
@@ -385,14 +365,8 @@ def test_static_layers_are_merged_and_animated_ones_keep_their_tracks(tmp_path: 
 def test_bad_templates_fail_with_a_message(svg: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(NameScreenError, match=message.replace("(", r"\(")):
         prepare_sync(
-            RasterRequest(
-                template_path=_write(tmp_path / "t.svg", svg),
-                font_path=None,
-                data=CustomerData.of("x", None),
-                width=320,
-                height=180,
-                duration=None,
-                work_dir=tmp_path / "w",
+            request(
+                _write(tmp_path / "t.svg", svg), None, CustomerData.of("x", None), tmp_path / "w"
             )
         )
 
@@ -400,17 +374,7 @@ def test_bad_templates_fail_with_a_message(svg: str, message: str, tmp_path: Pat
 def test_text_without_a_font_and_unreadable_fonts_fail(tmp_path: Path) -> None:
     svg = _write(tmp_path / "a.svg", animated(TEXT_LAYER % (100, "start", 100)))
     with pytest.raises(NameScreenError, match="needs a font"):
-        prepare_sync(
-            RasterRequest(
-                template_path=svg,
-                font_path=None,
-                data=CustomerData.of("Ann", None),
-                width=320,
-                height=180,
-                duration=None,
-                work_dir=tmp_path / "w",
-            )
-        )
+        prepare_sync(request(svg, None, CustomerData.of("Ann", None), tmp_path / "w"))
     broken = _write(tmp_path / "broken.ttf", "not a font")
     with pytest.raises(NameScreenError, match="cannot be read"):
         load_font(broken)
@@ -424,32 +388,12 @@ async def test_prepare_runs_in_a_worker_process_and_cleans_up_on_failure(tmp_pat
         animated('{"id": "bg", "group_id": "bg"},' + TEXT_LAYER % (100, "start", 100)),
     )
     work = tmp_path / "work"
-    prepared = await prepare_name_screen(
-        RasterRequest(
-            template_path=svg,
-            font_path=DEJAVU,
-            data=CustomerData.of("Ann", None),
-            width=320,
-            height=180,
-            duration=None,
-            work_dir=work,
-        )
-    )
+    prepared = await prepare_name_screen(request(svg, DEJAVU, CustomerData.of("Ann", None), work))
     (sheet,) = prepared.layers  # background and name: static, one sheet
     assert sheet.png.parent == work and sheet.png.exists()
     failing = tmp_path / "work2"
     with pytest.raises(NameScreenError):
-        await prepare_name_screen(
-            RasterRequest(
-                template_path=svg,
-                font_path=DEJAVU,
-                data=CustomerData.of(CJK, None),
-                width=320,
-                height=180,
-                duration=None,
-                work_dir=failing,
-            )
-        )
+        await prepare_name_screen(request(svg, DEJAVU, CustomerData.of(CJK, None), failing))
     assert not failing.exists()
     # Cancelled: its directory goes (shielded clean-up), whatever was in it.
     cancelled = tmp_path / "work3"
@@ -457,17 +401,7 @@ async def test_prepare_runs_in_a_worker_process_and_cleans_up_on_failure(tmp_pat
     (cancelled / "layer00.png").write_bytes(b"partial")
     with trio.CancelScope() as scope:
         scope.cancel()
-        await prepare_name_screen(
-            RasterRequest(
-                template_path=svg,
-                font_path=DEJAVU,
-                data=CustomerData.of("Ann", None),
-                width=320,
-                height=180,
-                duration=None,
-                work_dir=cancelled,
-            )
-        )
+        await prepare_name_screen(request(svg, DEJAVU, CustomerData.of("Ann", None), cancelled))
     assert not cancelled.exists()
 
 
@@ -545,3 +479,19 @@ async def test_name_screen_card_resolves_fonts_and_customer_data(tmp_path: Path)
             background_clip=None,
             work_dir=tmp_path / "work3",
         )
+
+
+def request(
+    template: Path,
+    font: Path | None,
+    data: CustomerData,
+    work_dir: Path,
+    *,
+    width: int = 320,
+    height: int = 180,
+    duration: float | None = None,
+) -> RasterRequest:
+    return RasterRequest(
+        template_path=template, font_path=font, data=data, width=width, height=height,
+        duration=duration, work_dir=work_dir,
+    )  # fmt: skip

@@ -89,14 +89,16 @@ MOVING = {
 }
 
 
-def prepare(tmp_path: Path, config: dict[str, object]) -> PreparedNameScreen:
+def prepare(
+    tmp_path: Path, config: dict[str, object], *, font: Path | None = None, name: str = "x"
+) -> PreparedNameScreen:
     template = tmp_path / "template.svg"
     template.write_text(TEMPLATE.format(config=json.dumps(config)), encoding="utf-8")
     return prepare_sync(
         RasterRequest(
             template_path=template,
-            font_path=None,
-            data=CustomerData.of("x", None),
+            font_path=font,
+            data=CustomerData.of(name, None),
             width=W,
             height=H,
             duration=None,
@@ -198,19 +200,7 @@ def test_a_whole_name_screen_with_background_and_sound(tmp_path: Path) -> None:
             }
         ],
     }
-    template = tmp_path / "template.svg"
-    template.write_text(TEMPLATE.format(config=json.dumps(config)), encoding="utf-8")
-    prepared = prepare_sync(
-        RasterRequest(
-            template_path=template,
-            font_path=DEJAVU,
-            data=CustomerData.of("Jürgen Müßig", None),
-            width=W,
-            height=H,
-            duration=None,
-            work_dir=tmp_path / "layers",
-        )
-    )
+    prepared = prepare(tmp_path, config, font=DEJAVU, name="Jürgen Müßig")
     g = Graph()
     still = blurred_still(g, clip, at_s=0.5, width=W, height=H)
     video = name_screen(g, prepared, fps=FPS, background=still)
