@@ -44,6 +44,7 @@ from .auth.errors import AuthError, InsufficientRole
 from .database import describe_error, is_outage
 from .jobs.errors import CodecUnavailable
 from .media.runner import ToolMissingError
+from .services import shares
 from .services.imports import (
     BatchFinished,
     BatchNotFound,
@@ -52,7 +53,6 @@ from .services.imports import (
     ImportsDisabled,
     ImportsError,
 )
-from .services import shares
 from .webhooks.targets import CallbackUrlError
 
 log = logging.getLogger(__name__)

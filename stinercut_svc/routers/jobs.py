@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from functools import partial
 from typing import Any, Literal
@@ -34,14 +33,15 @@ from ..context import current
 from ..downloads import safe_file_name, serve_file
 from ..errors import ApiError
 from ..jobs import queue
-from ..jobs.options import RenderOptions, merge, project_options
+from ..jobs.options import RenderOptions
 from ..jobs.outputs import edition_paths
 from ..jobs.render import require_available_codecs
 from ..jobs.supervisor import status_message
-from ..models import Asset, Job, JobStatus, Project, Video
-from ..openapi import StrictModel, validation_failure
-from ..services import project_status
+from ..models import Job, JobStatus, Project
+from ..openapi import StrictModel
+from ..services import project_status, renders
 from ..storage import Storage, UnsafePathError
+from ..webhooks.targets import accept_callback_url
 from .docs import DeletedOut, JobOut, errors, file_response
 from .params import parse_uuid
 
@@ -140,106 +140,45 @@ async def start_render(uuid: str) -> tuple[dict[str, Any], int]:
     """Queue a render; the body (optional) overrides the project's render settings."""
     app = current()
     project_uuid = parse_uuid(uuid)
-    overrides = await _render_body()
+    overrides, callback_url = await _render_body()
     await require_available_codecs(overrides, app.settings.ffmpeg)  # 422 naming those there are
-    view = await app.db.run(
-        partial(_create_job, storage=app.storage, project_uuid=project_uuid, overrides=overrides)
-    )
-    await app.supervisor.publish("job:status", status_message(view, project_uuid))
-    app.supervisor.wake()
+    if callback_url is not None:
+        settings = app.settings
+        await accept_callback_url(
+            callback_url,
+            secret=settings.webhook_secret,
+            allow_private=settings.webhook_allow_private,
+        )
+    view = await renders.queue_render(app, project_uuid, overrides, callback_url=callback_url)
     return view, 202
 
 
-async def _render_body() -> RenderOptions | None:
-    """The optional body: absent or empty means "the project's settings as they are"."""
+async def _render_body() -> tuple[RenderOptions | None, str | None]:
+    """The optional body: absent or empty means "the project's settings as they are".
+
+    Beside the render options it may carry ``callback_url`` (this job's webhook,
+    overriding the project's): not a render option, so it is taken out first.
+    """
     raw = await request.get_data(as_text=False)
     if not raw.strip():
-        return None
+        return None, None
     data = await request.get_json(force=True)
+    callback_url: str | None = None
+    if isinstance(data, dict) and "callback_url" in data:
+        data = dict(data)
+        value = data.pop("callback_url")
+        if value is not None and not isinstance(value, str):
+            raise ApiError(
+                422,
+                "invalid request body: callback_url: Input should be a valid string",
+                code="validation_error",
+                details={"fields": [{"field": "callback_url", "message": "Input should be a valid string"}]},
+            )
+        callback_url = value
     try:
-        return RenderOptions.model_validate(data)
+        return RenderOptions.model_validate(data), callback_url
     except ValidationError as exc:
         raise RequestSchemaValidationError(exc) from None
-
-
-def _create_job(
-    session: Session, *, storage: Storage, project_uuid: str, overrides: RenderOptions | None
-) -> dict[str, Any]:
-    project = session.scalars(select(Project).where(Project.uuid == project_uuid)).first()
-    if project is None:
-        raise ApiError.not_found("project", project_uuid)
-    queue.lock_project(session, project.id)
-    try:
-        stored = project_options(project.settings_dict())
-    except ValidationError as exc:
-        failure = validation_failure(exc, "render settings stored on the project")
-        failure.code = "invalid_settings"
-        raise failure from None
-    options = merge(stored, overrides)
-    problems = _render_problems(session, storage, project, options)
-    if problems:
-        raise ApiError(
-            422, "; ".join(problems), code="not_renderable", details={"problems": problems}
-        )
-    active = queue.active_job(session, project.id)
-    if active is not None:
-        raise ApiError.conflict(
-            f"project {project_uuid} already has a {active.status.value} job",
-            job=active.uuid,
-            status=active.status.value,
-        )
-    job = Job(project_id=project.id, status=JobStatus.PENDING, progress=0)
-    job.options = json.dumps(options.stored())
-    session.add(job)
-    session.flush()
-    session.refresh(job)
-    return job.to_view(project.uuid)
-
-
-def _render_problems(
-    session: Session, storage: Storage, project: Project, options: RenderOptions
-) -> list[str]:
-    problems: list[str] = []
-    clips = session.scalars(
-        select(Video).where(Video.project_id == project.id).order_by(Video.order, Video.id)
-    ).all()
-    if not clips:
-        problems.append("the project has no clips")
-    for clip in clips:
-        problems += _file_problems(storage, f"clip '{clip.filename}'", clip.path)
-        start, end = clip.in_point or 0.0, clip.out_point
-        if end is not None and end <= start:
-            problems.append(
-                f"clip '{clip.filename}': out point {end:g} is not after in point {start:g}"
-            )
-        if clip.duration and start >= clip.duration:
-            problems.append(f"clip '{clip.filename}': in point {start:g} is beyond its end")
-    for name, value in options.model_dump(include=set(queue.ASSET_TYPES)).items():
-        if value is None:
-            continue
-        asset = session.scalars(select(Asset).where(Asset.uuid == str(value))).first()
-        if asset is None:
-            problems.append(f"{name}: asset {value} does not exist")
-            continue
-        allowed = queue.ASSET_TYPES[name]
-        if asset.type.value not in allowed:
-            problems.append(
-                f"{name}: asset '{asset.name}' is a {asset.type.value} asset, "
-                f"not {' or '.join(allowed)}"
-            )
-            continue
-        problems += _file_problems(storage, f"{name} '{asset.name}'", asset.path)
-    return problems
-
-
-def _file_problems(storage: Storage, label: str, relative: str) -> list[str]:
-    try:
-        path = storage.resolve(relative)
-    except UnsafePathError as exc:
-        return [f"{label}: stored path is unsafe ({exc})"]
-    if not path.is_file():
-        return [f"{label}: source file {relative} is missing"]
-    return []
 
 
 # --- cancel -------------------------------------------------------------------------

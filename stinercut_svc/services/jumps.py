@@ -608,25 +608,13 @@ async def start_render(app: StinercutApp, project_uuid: str) -> RenderStart:
     """Queue a render of the project exactly as ``POST /api/projects/{uuid}/render``
     without a body does; a refusal (no clips, already rendering) is returned, not raised."""
     from ..errors import ApiError
-    from ..routers import jobs as jobs_routes
+    from . import renders
 
     try:
-        view = await app.db.run(
-            partial(
-                jobs_routes._create_job,  # the route's own job creation
-                storage=app.storage,
-                project_uuid=project_uuid,
-                overrides=None,
-            )
-        )
+        view = await renders.queue_render(app, project_uuid, None)
     except ApiError as exc:
         log.warning("no render of project %s after ingest: %s", project_uuid, exc.message)
         return RenderStart(project_uuid, None, exc.message)
-    webhooks = getattr(app, "webhooks", None)
-    if webhooks is not None:
-        webhooks.wake()
-    await app.supervisor.publish("job:status", jobs_routes.status_message(view, project_uuid))
-    app.supervisor.wake()
     return RenderStart(project_uuid, view["uuid"], None)
 
 
