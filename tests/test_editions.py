@@ -196,3 +196,25 @@ async def test_cancel_in_a_crossfade_with_editions_leaves_nothing(
     assert not folder.exists() or list(folder.iterdir()) == []
     listing = await (await client.get(f"/api/jobs/{job['uuid']}/outputs")).get_json()
     assert listing["items"] == []
+
+
+def test_vertical_edition_shows_intro_whole_and_crops_clips(media_dir: Path, tmp_path: Path) -> None:
+    """In a 9:16 edition the intro (laid out for 16:9) is fitted over a blurred fill,
+    while a clip is cropped at its focus; the main output is untouched."""
+    from stinercut_svc.render.timeline import Transition
+    from tests.test_timeline_helpers import output, render, segment, timeline
+
+    halves = _halves(media_dir)  # 320x240: left half red, right half blue
+    # Both at focus 0: a crop would show only the red half of the intro too.
+    items = [segment(halves, kind="intro", focus_x=0.0), segment(halves, focus_x=0.0)]
+    outputs = [output(tmp_path / "main.mp4"), output(tmp_path / "vertical.mp4", 136, 240,
+                                                       "vertical")]  # fmt: skip
+    compiled = render(timeline(items, Transition(), outputs), tmp_path)
+    assert "eof_action=pass" in compiled.filter_text
+    intro = frame_rgb(tmp_path / "vertical.mp4", 0.5)
+    row = 120  # the fitted 136x102 picture is centred vertically
+    assert _red(pixel(intro, 20, row)) and pixel(intro, 116, row)[2] > 200  # both halves
+    clip_frame = frame_rgb(tmp_path / "vertical.mp4", 1.5)
+    assert all(_red(pixel(clip_frame, x, row)) for x in (2, 68, 133))  # cropped at focus 0
+    main = frame_rgb(tmp_path / "main.mp4", 0.5)
+    assert _red(pixel(main, 20, row)) and pixel(main, 300, row)[2] > 200

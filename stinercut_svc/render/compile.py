@@ -77,9 +77,21 @@ def compile_timeline(
     if timeline.watermark is not None and not timeline.watermark.on_intro:
         window = plan.clip_span_s
     focus = recipes.focus_expression(_focus_points(timeline, plan))
+    framed = _framed_windows(timeline, plan)
     for spec in timeline.outputs:
         out = recipes.reframe(g, master_v, source=(timeline.width, timeline.height),
                               width=spec.width, height=spec.height, focus_x=focus)  # fmt: skip
+        if out is not master_v and not recipes.same_aspect(
+            timeline.width, timeline.height, spec.width, spec.height
+        ):
+            # Intro, name screen and outro are laid out for the master's shape: in an
+            # edition of another shape they are shown whole over a blurred fill (a
+            # crop would cut the name off), only the clips are cropped at the focus.
+            for first, end in framed:
+                part = g.filter("trim", master_v, start_frame=first, end_frame=end)
+                part = recipes.fit(g, part, source=(timeline.width, timeline.height),
+                                   width=spec.width, height=spec.height)  # fmt: skip
+                out = g.filter("overlay", out, part, x=0, y=0, eof_action="pass")
         if mark is not None and timeline.watermark is not None:
             wm = timeline.watermark
             out = recipes.watermark(g, out, mark, width=spec.width, position=wm.position,
@@ -202,6 +214,20 @@ def _music(g: Graph, programme: Stream, timeline: Timeline, plan: Schedule) -> S
         return music
     return g.filter("amix", programme, music, inputs=2, duration="first",
                     dropout_transition=0, normalize=0)  # fmt: skip
+
+
+def _framed_windows(timeline: Timeline, plan: Schedule) -> list[tuple[int, int]]:
+    """``[first, end)`` master frames of the items that are not clips (merged when adjacent)."""
+    windows: list[tuple[int, int]] = []
+    for index, item in enumerate(timeline.items):
+        if isinstance(item, Segment) and item.kind == "clip":
+            continue
+        first, end = plan.starts[index], plan.starts[index] + plan.frames[index]
+        if windows and windows[-1][1] >= first:
+            windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
+        else:
+            windows.append((first, end))
+    return windows
 
 
 def _focus_points(timeline: Timeline, plan: Schedule) -> list[tuple[float, float]]:
