@@ -169,7 +169,7 @@ def graph(prepared: PreparedNameScreen, variant: str) -> list[str]:
                 x=round(layers[0].x.final),
                 y=round(layers[0].y.final),
                 eval="init",
-                format="auto",
+                format="yuv420",
             )
             layers.pop(0)
     base = repeat(base)
@@ -208,7 +208,7 @@ def graph(prepared: PreparedNameScreen, variant: str) -> list[str]:
             x=f"round({layer.x.expression()})",
             y=f"round({layer.y.expression()})",
             eval="frame" if animated else "init",
-            format="auto",
+            format="yuv420",
         )
     g.output("-", base, options=["-f", "null"])
     return g.compile()

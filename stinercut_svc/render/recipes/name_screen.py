@@ -9,6 +9,9 @@
 * **position**: ``overlay`` with ``eval=frame`` and the layer's x/y tracks
   compiled to piecewise expressions of ``t`` (static layers: ``eval=init``, so
   nothing is evaluated per frame);
+* **blending in yuv420** (``overlay=format=yuv420``): with ``format=auto``
+  the negotiation chose RGBA for the chain and converted every frame (3x the
+  CPU time of the whole screen in bench/name_screen.py);
 * **opacity**: ``colorchannelmixer``'s alpha gain ``aa``, driven per frame by a
   ``sendcmd`` ``[expr]`` command holding the opacity track's expression of ``T``.
   Exact (the expression is evaluated for every frame, so any keyframes and
@@ -98,7 +101,7 @@ def _overlay_static(g: Graph, base: Stream, layer: RasterLayer) -> Stream:
     if layer.opacity.final < 1.0:
         image = g.filter("colorchannelmixer", image, aa=layer.opacity.final)
     return g.filter("overlay", base, image, x=_position(layer.x), y=_position(layer.y),
-                    eval="init", format="auto")
+                    eval="init", format="yuv420")
 
 
 def _overlay_layer(g: Graph, base: Stream, layer: RasterLayer, *, fps: Fraction,
@@ -130,7 +133,7 @@ def _overlay_layer(g: Graph, base: Stream, layer: RasterLayer, *, fps: Fraction,
         x=_position(layer.x),
         y=_position(layer.y),
         eval="frame" if animated else "init",
-        format="auto",
+        format="yuv420",
     )
 
 
