@@ -15,7 +15,8 @@ and fading in, a date) is
 3. against four **baselines in the same run**, each changing one choice:
    opacity by ``geq`` (the per-pixel expression); ``loop-filter``: the top
    layer also decoded once and repeated by ``loop`` (every input then ends at
-   once and ffmpeg 5/6 polls with 10 ms sleeps: same CPU, more wall time);
+   once and ffmpeg 5/6 polls with 10 ms sleeps when the graph waits: on a
+   loaded machine more wall time for the same CPU, on a quiet one no change);
    ``loop-input``: every animated layer read as a ``-loop 1`` input (decoded
    per frame: more CPU); the static bottom layers overlaid on every frame
    instead of composed once on the background. Medians; CPU time

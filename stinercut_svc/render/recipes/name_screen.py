@@ -58,11 +58,12 @@ def name_screen(
     composed **once**, on that single frame, and the result is repeated; the
     layers above are overlaid per frame, each decoded once and repeated by
     ``loop`` — except the top one, read as a ``-loop 1`` image input (decoded
-    per frame, usually small text): a graph whose every input has ended (all
-    frames made by ``loop``) makes ffmpeg 5/6 poll with a 10 ms sleep whenever
-    it waits (several times the wall time for the same CPU time, see
-    bench/name_screen.py); one live input keeps it reading instead. So the top
-    layer is never composed into the background, even when it is static.
+    per frame, usually small text): with every input ended (all frames made by
+    ``loop``) ffmpeg 5/6 has no input to read when the graph waits and polls
+    with 10 ms sleeps; on the loaded test machine such runs took up to twice
+    the wall time for the same CPU time (on a quiet one the difference
+    vanishes), and one live input costs nothing measurable. So the top layer
+    is never composed into the background, even when it is static.
     """
     frames = frame_count(prepared.duration, fps)
     size = f"{prepared.width}x{prepared.height}"
