@@ -111,7 +111,7 @@ def render_problems(
             )
         if clip.duration and start >= clip.duration:
             problems.append(f"clip '{clip.filename}': in point {start:g} is beyond its end")
-    for name, value in options.model_dump(include=set(queue.ASSET_TYPES)).items():
+    for name, value in queue.requested_assets(options).items():  # music per phase included
         if value is None:
             continue
         asset = session.scalars(select(Asset).where(Asset.uuid == str(value))).first()
