@@ -17,6 +17,7 @@ import pytest
 
 from stinercut_svc.context import StinercutApp
 from tests import test_render_helpers as helpers
+from tests.support.processes import media_children
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 FRAME = 1 / 25
@@ -25,12 +26,25 @@ CONFIG = {
     "duration": 1.2,
     "layers": [
         {"id": "band", "group_id": "band"},
-        {"id": "name", "type": "text", "content": "{{pax_name}}",
-         "text_style": {"font_path": "fonts/Brand.ttf", "font_size": 160, "fill": "#ffffff",
-                        "anchor": "middle"},
-         "initial": {"x": 960, "y": 420},
-         "animations": [{"property": "opacity", "easing": "ease-out", "keyframes": [
-             {"time": 0, "value": 0}, {"time": 0.4, "value": 1}]}]},
+        {
+            "id": "name",
+            "type": "text",
+            "content": "{{pax_name}}",
+            "text_style": {
+                "font_path": "fonts/Brand.ttf",
+                "font_size": 160,
+                "fill": "#ffffff",
+                "anchor": "middle",
+            },
+            "initial": {"x": 960, "y": 420},
+            "animations": [
+                {
+                    "property": "opacity",
+                    "easing": "ease-out",
+                    "keyframes": [{"time": 0, "value": 0}, {"time": 0.4, "value": 1}],
+                }
+            ],
+        },
     ],
 }
 TEMPLATE = f"""<svg xmlns="http://www.w3.org/2000/svg" width="[[[WIDTH]]]" height="[[[HEIGHT]]]"
@@ -51,17 +65,29 @@ async def _template(app: StinercutApp, tmp_path: Path) -> str:
 
 
 async def test_render_with_a_name_screen(
-    app: StinercutApp, client, media_dir: Path, tmp_path: Path, built_in_defaults: None  # type: ignore[no-untyped-def]
+    app: StinercutApp,
+    client,
+    media_dir: Path,
+    tmp_path: Path,
+    built_in_defaults: None,  # type: ignore[no-untyped-def]
 ) -> None:
     template = await _template(app, tmp_path)
-    sound = await helpers.add_asset(app, "audio", helpers.audio(media_dir, "music", seconds=1.0), "Jingle")
-    black = helpers.clip(media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color")
-    project = await helpers.add_project(app, [black], name="Jürgen Müßig",
-                                settings={"name_screen": {"template_asset": template,
-                                                          "sound_asset": sound}})
+    sound = await helpers.add_asset(
+        app, "audio", helpers.audio(media_dir, "music", seconds=1.0), "Jingle"
+    )
+    black = helpers.clip(
+        media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color"
+    )
+    project = await helpers.add_project(
+        app,
+        [black],
+        name="Jürgen Müßig",
+        settings={"name_screen": {"template_asset": template, "sound_asset": sound}},
+    )
     # The project's template and the request's switch combine.
-    job = await helpers.start_render(client, project, {"name_screen": {"enabled": True},
-                                               "output": {"preset": "ultrafast"}})
+    job = await helpers.start_render(
+        client, project, {"name_screen": {"enabled": True}, "output": {"preset": "ultrafast"}}
+    )
     done = await helpers.wait_job(app, job["uuid"])
     assert done["status"] == "completed", done
     output = app.storage.resolve(done["output_path"])
@@ -82,14 +108,24 @@ async def test_render_with_a_name_screen(
 
 
 async def test_a_name_the_font_cannot_draw_fails_the_job(
-    app: StinercutApp, client, media_dir: Path, tmp_path: Path  # type: ignore[no-untyped-def]
+    app: StinercutApp,
+    client,
+    media_dir: Path,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     template = await _template(app, tmp_path)
-    black = helpers.clip(media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color")
+    black = helpers.clip(
+        media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color"
+    )
     project = await helpers.add_project(app, [black], name="山田 太郎")
-    job = await helpers.start_render(client, project, {
-        "name_screen": {"enabled": True, "template_asset": template},
-        "output": {"preset": "ultrafast"}})
+    job = await helpers.start_render(
+        client,
+        project,
+        {
+            "name_screen": {"enabled": True, "template_asset": template},
+            "output": {"preset": "ultrafast"},
+        },
+    )
     done = await helpers.wait_job(app, job["uuid"])
     assert done["status"] == "failed"
     assert "'山' (U+5C71)" in done["error_message"]
@@ -98,21 +134,59 @@ async def test_a_name_the_font_cannot_draw_fails_the_job(
 
 
 async def test_name_screen_options_are_validated(
-    app: StinercutApp, client, media_dir: Path, tmp_path: Path  # type: ignore[no-untyped-def]
+    app: StinercutApp,
+    client,
+    media_dir: Path,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    black = helpers.clip(media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color")
+    black = helpers.clip(
+        media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color"
+    )
     project = await helpers.add_project(app, [black])
-    for body in ({"name_screen": {"duration": 90}}, {"name_screen": {"font": "/etc/x.ttf"}},
-                 {"name_screen": {"easing": "bounce"}}):
+    for body in (
+        {"name_screen": {"duration": 90}},
+        {"name_screen": {"font": "/etc/x.ttf"}},
+        {"name_screen": {"easing": "bounce"}},
+    ):
         response = await client.post(f"/api/projects/{project}/render", json=body)
         assert response.status_code == 422, body
         error = await response.get_json()
         assert "name_screen" in json.dumps(error)
     # An asset of the wrong type: the job fails naming it.
     music = await helpers.add_asset(app, "audio", helpers.audio(media_dir), "Song")
-    job = await helpers.start_render(client, project, {
-        "name_screen": {"enabled": True, "template_asset": music},
-        "output": {"preset": "ultrafast"}})
+    job = await helpers.start_render(
+        client,
+        project,
+        {
+            "name_screen": {"enabled": True, "template_asset": music},
+            "output": {"preset": "ultrafast"},
+        },
+    )
     done = await helpers.wait_job(app, job["uuid"])
     assert done["status"] == "failed"
     assert "template_asset" in done["error_message"] and "audio" in done["error_message"]
+
+
+async def test_cancel_during_the_name_screen_leaves_nothing(
+    app: StinercutApp,
+    client,
+    media_dir: Path,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    template = await _template(app, tmp_path)
+    black = helpers.clip(
+        media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color"
+    )
+    project = await helpers.add_project(app, [black], name="Ann Lee")
+    # 30 s of name screen first, encoded slowly: ffmpeg is inside it when cancelled.
+    body = {
+        **helpers.LONG_RENDER,
+        "name_screen": {"enabled": True, "template_asset": template, "duration": 30},
+    }
+    job = await helpers.start_render(client, project, body)
+    await helpers.wait_rendering(app, job["uuid"])
+    response = await client.post(f"/api/jobs/{job['uuid']}/cancel")
+    assert response.status_code == 200
+    assert (await response.get_json())["status"] == "cancelled"
+    assert media_children() == []
+    assert helpers.render_folders(app) == []
