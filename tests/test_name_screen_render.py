@@ -303,3 +303,30 @@ def _grey_frame(path: Path, at_s: float) -> bytes:
         timeout=60,
     )
     return result.stdout
+
+
+def test_a_plain_template_renders_as_one_static_layer(tmp_path: Path) -> None:
+    template = tmp_path / "plain.svg"
+    template.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="[[[WIDTH]]]" height="[[[HEIGHT]]]" '
+        'viewBox="0 0 1920 1080"><rect x="0" y="0" width="960" height="1080" fill="#fff"/>'
+        '<text x="1440" y="600" font-size="150" text-anchor="middle" fill="#fff">'
+        "{{pax_name}}</text></svg>",
+        encoding="utf-8",
+    )
+    prepared = prepare_sync(
+        RasterRequest(template_path=template, font_path=DEJAVU,
+                      data=CustomerData.of("Zoë", None), width=W, height=H, duration=2.0,
+                      work_dir=tmp_path / "layers")
+    )  # fmt: skip
+    (sheet,) = prepared.layers
+    assert sheet.is_static
+    g = Graph()
+    g.output("pipe:1", name_screen(g, prepared, fps=FPS, background=None),
+             options=["-f", "rawvideo", "-pix_fmt", "gray"])  # fmt: skip
+    frames = grey_frames(g, tmp_path)
+    assert len(frames) == 50
+    for frame in (frames[0], frames[49]):
+        assert frame[90 * W + 80] > 200  # the white left half
+        name_row = frame[90 * W + 170 : 90 * W + 310]  # around x = 1440/6 = 240
+        assert max(name_row) > 200 and min(name_row) < 60  # letters on black
