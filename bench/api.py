@@ -424,7 +424,7 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
     observe_us, hook_us = await metrics_work_us(work)
     print(
         f"  metrics work per request, in-process, medians of 7 x 20000: counter+histogram"
-        f" {observe_us:.2f} us + route-template hooks {hook_us:.2f} us = {observe_us + hook_us:.2f} us"
+        f" {observe_us:.2f} us + route-template hook {hook_us:.2f} us = {observe_us + hook_us:.2f} us"
     )
     for backend in args.backends:
         base = med([r.cpu_ms_per_request for r in runs[f"{backend} WARNING no-metrics"]]) * 1000
@@ -462,11 +462,9 @@ async def bench_http(args: argparse.Namespace, work: Path) -> None:
 
 async def metrics_work_us(work: Path) -> tuple[float, float]:
     """What metrics add to one request, measured on the code itself (steadier than req/s
-    on a shared machine): the counter and histogram update, and the two hooks that
-    record the route template (before and after the handler), each timed over many calls."""
-    from quart import Response
-
-    from stinercut_svc.access_log import _remember_route, _route_before
+    on a shared machine): the counter and histogram update, and the hook that records
+    the route template, each timed over many calls."""
+    from stinercut_svc.access_log import _route_before
     from stinercut_svc.app import create_app
     from stinercut_svc.config import Settings
     from stinercut_svc.metrics import ServiceMetrics
@@ -476,7 +474,6 @@ async def metrics_work_us(work: Path) -> tuple[float, float]:
     app = create_app(
         Settings(database_url=f"sqlite:///{work / 'micro.sqlite3'}", shared_video_path=work / "micro")
     )
-    response = Response("x")
     observe: list[float] = []
     hook: list[float] = []
     async with app.test_request_context("/api/projects/00000000-0000-4000-8000-000000000000"):
@@ -488,7 +485,6 @@ async def metrics_work_us(work: Path) -> tuple[float, float]:
             started = time.perf_counter()
             for _ in range(calls):
                 await _route_before()
-                await _remember_route(response)
             hook.append((time.perf_counter() - started) / calls * 1e6)
     return statistics.median(observe), statistics.median(hook)
 

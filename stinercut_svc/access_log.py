@@ -186,9 +186,10 @@ class RequestTracking:
 async def _route_before() -> None:
     """``before_request``: the matched route's template, for the wrapper's metrics.
 
-    Early, so that a request whose handler never finishes (a client that left in
-    the middle of an upload) still has its route. ``async`` on purpose: Quart runs
-    a plain function hook in a worker thread.
+    Installed as the *first* ``before_request`` hook, so it runs even when a later
+    one answers the request (CORS preflight, 401/403, a worker's 404), and before
+    the handler (a request cut off in the middle of an upload keeps its route).
+    ``async`` on purpose: Quart runs a plain function hook in a worker thread.
     """
     current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
     rule = current.url_rule
@@ -196,20 +197,12 @@ async def _route_before() -> None:
         current.scope[SCOPE_ROUTE] = rule.rule
 
 
-async def _remember_route(response: Any) -> Any:
-    """``after_request``: the same, for requests an earlier ``before_request`` hook
-    answered (CORS preflight, 401/403, a worker's 404), which skips the one above."""
-    await _route_before()
-    return response
-
-
 def install_request_tracking(app: StinercutApp, metrics: HttpMetrics | None) -> None:
     """Wrap ``app.asgi_app`` (request ids, access line, metrics); record each request's route."""
     wrapped: Any = RequestTracking(app.asgi_app, metrics)  # type: ignore[arg-type]
     app.asgi_app = wrapped  # type: ignore[method-assign]
     if metrics is not None:  # the route template is for the metrics only
-        app.before_request(_route_before)
-        app.after_request(_remember_route)
+        app.before_request_funcs.setdefault(None, []).insert(0, _route_before)
 
 
 class AccessLogger(Logger):

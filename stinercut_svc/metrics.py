@@ -11,8 +11,8 @@ How each figure is gathered, cheapest path first:
 * **HTTP requests** (by route *template*, ``url_rule.rule``, never the raw path,
   so ids do not explode the label set) and their latency: recorded by the
   per-request ASGI wrapper (``access_log.py``) through :meth:`HttpMetrics.observe`,
-  which keeps the labelled children in a dict: one lookup, one ``inc``, one
-  ``observe`` per request (about 2 µs).
+  which keeps plain numbers per series (a dict lookup, a ``bisect``, two list
+  increments: about 1 µs) and turns them into families only when scraped.
 * **Hub** clients by type, messages routed, slow-client (1013) disconnects,
   backplane failures/drops: plain integers the hub and the backplane keep anyway,
   read at scrape time (:class:`ScrapeCollector`). Nothing is added to the hub's
@@ -35,16 +35,24 @@ from __future__ import annotations
 
 import logging
 import os
+from bisect import bisect_left
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -73,51 +81,75 @@ RENDER_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 
 QUEUE_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 4 * 3600.0)
 
 
-class HttpMetrics:
-    """Requests by method, route template and status; latency by method and route."""
+class HttpMetrics(Collector):
+    """Requests by method, route template and status; latency by method and route;
+    upload bytes by route.
+
+    Kept as plain numbers per series (bucket counts and a sum in one list), turned
+    into metric families only when scraped: a request costs a dict lookup, a
+    ``bisect`` and two list increments (~1 µs), no lock and no labelled child.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "http_requests",
-            "HTTP requests answered, by method, route template and status",
-            ["method", "route", "status"],
-            namespace=NAMESPACE,
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "http_request_duration_seconds",
-            "Time from the request reaching the app to its last response byte handed on",
-            ["method", "route"],
-            namespace=NAMESPACE,
-            buckets=HTTP_BUCKETS,
-            registry=registry,
-        )
-        self.upload_bytes = Counter(
-            "upload_bytes",
-            "Request body bytes of multipart uploads received, by route template",
-            ["route"],
-            namespace=NAMESPACE,
-            registry=registry,
-        )
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        #: (method, route, status) -> [count per bucket ..., count above the last, sum]
+        self._series: dict[tuple[str, str, int], list[float]] = {}
+        self._uploads: dict[str, int] = {}
+        #: copies taken on the trio thread by :meth:`freeze`, read by :meth:`collect`
+        self._frozen: tuple[dict[tuple[str, str, int], list[float]], dict[str, int]] = ({}, {})
+        registry.register(self)
 
     def observe(self, method: str, route: str | None, status: int, seconds: float) -> None:
         if method not in METHODS:
             method = "other"  # a client's made-up methods must not grow the label set
         key = (method, route or UNMATCHED, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.requests.labels(method, key[1], str(status)),
-                self.latency.labels(method, key[1]),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = [0.0] * (len(HTTP_BUCKETS) + 2)
+        series[bisect_left(HTTP_BUCKETS, seconds)] += 1
+        series[-1] += seconds
 
     def uploaded(self, route: str | None, size: int) -> None:
         if size:
-            self.upload_bytes.labels(route or UNMATCHED).inc(size)
+            label = route or UNMATCHED
+            self._uploads[label] = self._uploads.get(label, 0) + size
+
+    def freeze(self) -> None:
+        """Copy the numbers (trio thread) for a scrape rendered in a worker thread."""
+        self._frozen = ({k: list(v) for k, v in self._series.items()}, dict(self._uploads))
+
+    def collect(self) -> Iterator[Metric]:
+        series, uploads = self._frozen
+        requests = CounterMetricFamily(
+            f"{NAMESPACE}_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            labels=["method", "route", "status"],
+        )
+        latency: dict[tuple[str, str], list[float]] = {}
+        for (method, route, status), values in series.items():
+            requests.add_metric([method, route, str(status)], sum(values[:-1]))
+            total = latency.setdefault((method, route), [0.0] * len(values))
+            for index, value in enumerate(values):
+                total[index] += value
+        yield requests
+        histogram = HistogramMetricFamily(
+            f"{NAMESPACE}_http_request_duration_seconds",
+            "Time from the request reaching the app to its last response byte handed on",
+            labels=["method", "route"],
+        )
+        for (method, route), values in latency.items():
+            cumulative = list(accumulate(values[:-1]))
+            buckets = [(floatToGoString(b), c) for b, c in zip(HTTP_BUCKETS, cumulative, strict=False)]
+            buckets.append(("+Inf", cumulative[-1]))
+            histogram.add_metric([method, route], buckets, values[-1])
+        yield histogram
+        uploaded = CounterMetricFamily(
+            f"{NAMESPACE}_upload_bytes",
+            "Request body bytes of multipart uploads received, by route template",
+            labels=["route"],
+        )
+        for route, size in uploads.items():
+            uploaded.add_metric([route], size)
+        yield uploaded
 
 
 @attrs.define
@@ -177,6 +209,7 @@ class ServiceMetrics:
 
     async def refresh(self, app: StinercutApp) -> None:
         """Bring :attr:`snapshot` up to date (call on the trio thread before a scrape)."""
+        self.http.freeze()
         read_hub(app.hub, self.snapshot)
         await self._refresh_jobs(app)
         self.snapshot.ffmpeg = await trio.to_thread.run_sync(count_ffmpeg, os.getpid())
