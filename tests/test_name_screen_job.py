@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,26 @@ TEMPLATE = f"""<svg xmlns="http://www.w3.org/2000/svg" width="[[[WIDTH]]]" heigh
 """
 
 
+async def add_project(app: StinercutApp, media_dir: Path, **kwargs: Any) -> str:
+    """A project with one black 1 s 320x180 clip (the name screen's tests' canvas)."""
+    black = helpers.clip(
+        media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color"
+    )
+    return await helpers.add_project(app, [black], **kwargs)
+
+
+async def failed_render(app: StinercutApp, client: Any, project: str, template: str) -> str:
+    """Render with the name screen on; the job must fail: its error message."""
+    body = {
+        "name_screen": {"enabled": True, "template_asset": template},
+        "output": {"preset": "ultrafast"},
+    }
+    job = await helpers.start_render(client, project, body)
+    done = await helpers.wait_job(app, job["uuid"])
+    assert done["status"] == "failed", done
+    return str(done["error_message"])
+
+
 async def _template(app: StinercutApp, tmp_path: Path) -> str:
     fonts = app.storage.root / "fonts"
     fonts.mkdir(exist_ok=True)
@@ -75,12 +96,9 @@ async def test_render_with_a_name_screen(
     sound = await helpers.add_asset(
         app, "audio", helpers.audio(media_dir, "music", seconds=1.0), "Jingle"
     )
-    black = helpers.clip(
-        media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color"
-    )
-    project = await helpers.add_project(
+    project = await add_project(
         app,
-        [black],
+        media_dir,
         name="Jürgen Müßig",
         settings={"name_screen": {"template_asset": template, "sound_asset": sound}},
     )
@@ -114,22 +132,10 @@ async def test_a_name_the_font_cannot_draw_fails_the_job(
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     template = await _template(app, tmp_path)
-    black = helpers.clip(
-        media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color"
-    )
-    project = await helpers.add_project(app, [black], name="山田 太郎")
-    job = await helpers.start_render(
-        client,
-        project,
-        {
-            "name_screen": {"enabled": True, "template_asset": template},
-            "output": {"preset": "ultrafast"},
-        },
-    )
-    done = await helpers.wait_job(app, job["uuid"])
-    assert done["status"] == "failed"
-    assert "'山' (U+5C71)" in done["error_message"]
-    assert "passenger name" in done["error_message"]
+    project = await add_project(app, media_dir, name="山田 太郎")
+    error = await failed_render(app, client, project, template)
+    assert "'山' (U+5C71)" in error
+    assert "passenger name" in error
     assert helpers.render_folders(app) == []
 
 
@@ -139,10 +145,7 @@ async def test_name_screen_options_are_validated(
     media_dir: Path,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    black = helpers.clip(
-        media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color"
-    )
-    project = await helpers.add_project(app, [black])
+    project = await add_project(app, media_dir)
     for body in (
         {"name_screen": {"duration": 90}},
         {"name_screen": {"font": "/etc/x.ttf"}},
@@ -154,17 +157,8 @@ async def test_name_screen_options_are_validated(
         assert "name_screen" in json.dumps(error)
     # An asset of the wrong type: the job fails naming it.
     music = await helpers.add_asset(app, "audio", helpers.audio(media_dir), "Song")
-    job = await helpers.start_render(
-        client,
-        project,
-        {
-            "name_screen": {"enabled": True, "template_asset": music},
-            "output": {"preset": "ultrafast"},
-        },
-    )
-    done = await helpers.wait_job(app, job["uuid"])
-    assert done["status"] == "failed"
-    assert "template_asset" in done["error_message"] and "audio" in done["error_message"]
+    error = await failed_render(app, client, project, music)
+    assert "template_asset" in error and "audio" in error
 
 
 async def test_cancel_during_the_name_screen_leaves_nothing(
@@ -174,10 +168,7 @@ async def test_cancel_during_the_name_screen_leaves_nothing(
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     template = await _template(app, tmp_path)
-    black = helpers.clip(
-        media_dir, "c1s-black-320", seconds=1, size="320x180", color_source="color"
-    )
-    project = await helpers.add_project(app, [black], name="Ann Lee")
+    project = await add_project(app, media_dir, name="Ann Lee")
     # 30 s of name screen first, encoded slowly: ffmpeg is inside it when cancelled.
     body = {
         **helpers.LONG_RENDER,
