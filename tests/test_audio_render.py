@@ -255,3 +255,22 @@ async def test_measurement_matches_ffmpeg_ebur128_and_is_cached(
     remeasured = await LoudnessCache(tmp_path / "cache").get(copy, stereo_chain(1))
     assert np.allclose(remeasured.blocks, measured.blocks)
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+async def test_cancelled_measurement_stops_at_once_and_leaves_no_ffmpeg(tmp_path: Path) -> None:
+    """A cancel (job cancelled while its sources are measured) ends the decode promptly:
+    the cancelled reader stops reading, so ffmpeg sits blocked on a full pipe, where
+    SIGTERM alone would not reach it; the closed pipe does."""
+    import trio
+
+    from stinercut_svc.media.loudness import measure
+    from tests.support.processes import media_children
+
+    long = tmp_path / "long.wav"
+    ffmpeg("-f", "lavfi", "-i", f"anoisesrc=d=120:r={RATE}", "-ac", "2", str(long))
+    # A liveness bound, not a timing figure: before, the cancel waited for trio's 5 s
+    # kill fallback (SIGTERM does not interrupt ffmpeg's blocked write).
+    with trio.fail_after(3):
+        with trio.move_on_after(0.3):
+            await measure(long, stereo_chain(2))
+    assert media_children() == []

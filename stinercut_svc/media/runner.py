@@ -44,6 +44,8 @@ import attrs
 import trio
 
 DEFAULT_GRACE_S = 2.0
+#: Grace before SIGKILL for a cancelled tool whose output is read as it comes.
+STREAMING_GRACE_S = 0.5
 STDERR_TAIL_LINES = 20
 #: Protocols an input (and anything a playlist inside it names) may use.
 PROTOCOL_WHITELIST = "file"
@@ -164,7 +166,12 @@ async def run_streaming(
     Behind the guard and with local inputs only, like every tool here. Started with
     ``process = await nursery.start(partial(run_streaming, argv, tag=...))``; the
     caller reads ``process.stdout`` and drains ``process.stderr`` (:func:`keep_head`).
-    Cancelled with the nursery, the child is terminated and reaped.
+
+    Cancelled with the nursery, our end of its stdout is closed and the child gets
+    SIGTERM, then (after half a second) its whole process group SIGKILL; the call
+    returns once it is reaped. A cancelled reader stops reading, so the tool is
+    usually blocked writing to a full pipe, which SIGTERM alone does not interrupt
+    (ffmpeg's handler only sets a flag): the closed pipe ends the write at once.
     """
     await trio.run_process(
         guarded([argv[0], *restrict_inputs(argv[1:])], tag=tag),
@@ -172,6 +179,7 @@ async def run_streaming(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         check=False,
+        deliver_cancel=_stop_streaming,
         task_status=task_status,
         **_spawn_options(),
     )
@@ -182,6 +190,14 @@ async def keep_head(stream: trio.abc.ReceiveStream, into: bytearray, limit: int 
     async for chunk in stream:
         if len(into) < limit:
             into.extend(chunk)
+
+
+async def _stop_streaming(process: trio.Process) -> None:
+    # Our end of its stdout closed first: a tool blocked writing gets EPIPE at once.
+    if process.stdout is not None:
+        with trio.CancelScope(shield=True):
+            await process.stdout.aclose()
+    await _terminate(process, STREAMING_GRACE_S)
 
 
 def _require(binary: str) -> str:
