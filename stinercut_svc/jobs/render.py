@@ -37,6 +37,7 @@ from ..media.encoders import video_encoders
 from ..media.loudness import LoudnessCache, LoudnessError
 from ..media.probe import ProbeError, probe
 from ..media.runner import Progress, ToolError, ToolMissingError, run_ffmpeg
+from ..metrics import observe_render
 from ..models import JobStatus
 from ..render.music import resolve_audio
 from ..render.name_screen import NameScreenError, name_screen_card
@@ -256,6 +257,7 @@ class RenderHandler:
             with trio.CancelScope(shield=True):
                 await self._commit(job, temp / OUTPUT_NAME, plan, reporter)
             log.info("job %s completed in %.1f s", ref.uuid, trio.current_time() - started)
+            observe_render(self.services.metrics, plan.render_path.value, trio.current_time() - started)
         except _CommitAbandoned:
             job.finished = True  # nothing more to write: recovery owns the row now
         except (RenderFailure, queue.ContextError, PlanError, ProbeError) as exc:
