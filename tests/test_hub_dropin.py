@@ -255,6 +255,32 @@ async def test_backend_target_reaches_handlers_and_unknown_is_dropped(
     assert any("test:unknown" in r.getMessage() for r in caplog.records)
 
 
+async def test_target_all_reaches_the_handler_once_and_every_client(served: Served) -> None:
+    """The detector announces cards with ``target: "all"`` (FRONTEND_CONTRACT.md): the
+    service's handler sees it once and the frontends get it too; commands without a
+    handler are only routed."""
+    app, url = served
+    seen: list[BackendMessage] = []
+
+    async def mounted(message: BackendMessage) -> None:
+        seen.append(message)
+
+    app.hub.handle("test:mounted", mounted)
+    async with connect(url, "frontend") as front, connect(url, "detector") as det:
+        data = {"device_node": "/dev/sdz1", "mount_path": "/media/card"}
+        await send(det, {"command": "test:mounted", "target": "all", "data": data})
+        got = await receive(front)
+        assert got["command"] == "test:mounted" and got["data"] == data
+        assert got["sender"] == "detector"
+        await send(det, {"command": "test:other", "target": "all", "data": {}})
+        assert (await receive(front))["command"] == "test:other"
+        with trio.fail_after(5):
+            while not seen:
+                await trio.sleep(0.01)
+        await sync(det)
+    assert [(m.command, m.data, m.sender) for m in seen] == [("test:mounted", data, "detector")]
+
+
 # -- shutdown ----------------------------------------------------------------------
 
 

@@ -136,12 +136,12 @@ class Listener:
 
 
 async def detector_says(url: str, command: str, data: dict[str, Any]) -> None:
-    """Send one message the way the detector does (websocket-client, target backend)."""
+    """Send one message the way the detector does (websocket-client, target all)."""
 
     def send() -> None:
         ws = websocket.create_connection(ws_url(url, "detector"), timeout=5)
         try:
-            ws.send(json.dumps({"command": command, "target": "backend", "data": data}))
+            ws.send(json.dumps({"command": command, "target": "all", "data": data}))
         finally:
             ws.close()
 

@@ -23,7 +23,9 @@ Bounds and liveness:
   before the socket is aborted: the file descriptor is released within about
   two seconds whatever the peer does.
 
-``target: "backend"`` messages go to handlers registered with :meth:`Hub.handle`;
+``target: "backend"`` messages go to handlers registered with :meth:`Hub.handle`
+(and so do ``target: "all"`` messages whose command has a handler, besides being
+delivered to every client type);
 they run in the hub's nursery, at most ``MAX_BACKEND_TASKS`` at a time.
 
 With a :class:`~stinercut_svc.backplane.Backplane` attached (``REDIS_URL``), every
@@ -620,6 +622,12 @@ class Hub:
         if message["target"] == BACKEND:
             self._dispatch_backend(client, message)
             return
+        if message["target"] == "all" and command in self._handlers:
+            # The service is one of "all": the detector announces cards that way
+            # (device.mounted, gopro.copy_completed), and the frontends see them too.
+            # Only the instance the sender is connected to handles it (the backplane
+            # copy is delivered, not dispatched), so it is handled exactly once.
+            self._dispatch_backend(client, message)
         self._route(Routed(encode(message), client.type, message["target"], exclude=client.id))
 
     def too_big(self, client: Client, size: str) -> None:
