@@ -10,7 +10,7 @@ Quart) and sees every HTTP request the app answers from start to end. It
 * adds it to the response, whatever produced the response: a route, an error
   handler, a 404/405 from routing, a 413 while reading an upload;
 * records the request's metrics: the route *template* comes from Quart's matched
-  rule (stored on the scope by an ``after_request`` hook), the status from the
+  rule (stored on the scope by the first ``before_request`` hook), the status from the
   response start it passes on;
 * writes the request's one access line (``client "METHOD path HTTP-version"
   status bytes seconds``) when the app is done with it, through the
