@@ -278,7 +278,10 @@ async def _read_frames(stream: trio.abc.ReceiveStream, send: trio.MemorySendChan
                 frame = _take_frame(buffer)
                 if frame is None:
                     break
-                await send.send(frame)
+                try:
+                    await send.send(frame)
+                except trio.BrokenResourceError:
+                    return  # the scanner found its code and stopped reading: done
     if buffer:
         raise QrScanError(f"ffmpeg's frame stream ended inside a frame ({len(buffer)} bytes left)")
 
