@@ -377,6 +377,7 @@ async def job_argv(app: StinercutApp, job: dict[str, Any], folder: Path) -> tupl
         plan.filter_script[0].write_text(plan.filter_script[1])
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
             "-progress", "pipe:1", *restrict_inputs(list(plan.args))]  # fmt: skip
+    (folder / "argv.json").write_text(json.dumps(argv))  # kept with --keep, to re-run by hand
     return argv, plan.duration
 
 
@@ -438,10 +439,10 @@ async def render_customer_video(
 
 async def main(args: argparse.Namespace) -> None:
     if args.quick:
-        shape = Shape(minutes=20 / 60, width=640, height=360, fps=30, preset="ultrafast",
+        shape = Shape(minutes=args.minutes or 20 / 60, width=640, height=360, fps=30, preset="ultrafast",
                       transition=args.transition, preview_width=320)  # fmt: skip
     else:
-        shape = Shape(minutes=args.minutes, width=1920, height=1080, fps=30, preset=args.preset,
+        shape = Shape(minutes=args.minutes or 3.0, width=1920, height=1080, fps=30, preset=args.preset,
                       transition=args.transition)  # fmt: skip
     root = Path(tempfile.mkdtemp(prefix="stinercut-customer-"))
     print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; "
@@ -506,8 +507,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--minutes", type=float, default=3.0, help="programme length (1080p)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 20 s, 640x360, ultrafast")
+    parser.add_argument("--minutes", type=float, default=None, help="programme length (default 3)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 640x360, ultrafast, 20 s unless --minutes"
+    )
     parser.add_argument(
         "--transition", default="crossfade", choices=["crossfade", "slide", "fade", "wipe"]
     )
