@@ -107,20 +107,23 @@ def test_recipe_arguments_real_frames_and_interpolated() -> None:
         "[0_vs0]trim=start=0:end=1[v1]",
         "[v1]setpts=expr=PTS-STARTPTS[v2]",
         "[v2]fps=fps=30[v3]",
-        "[0_vs1]trim=start=1:end=2[v4]",
-        "[v4]setpts=expr=(PTS-STARTPTS)/0.25[v5]",
-        "[v5]fps=fps=30[v6]",
-        "[0_vs2]trim=start=2:end=4[v7]",
-        "[v7]setpts=expr=PTS-STARTPTS[v8]",
-        "[v8]fps=fps=30[v9]",
-        "[v3][v6][v9]concat=n=3:v=1:a=0[v10]",
+        "[v3]trim=end_frame=30[v4]",  # each piece cut to its frames on the output timeline
+        "[0_vs1]trim=start=1:end=2[v5]",
+        "[v5]setpts=expr=(PTS-STARTPTS)/0.25[v6]",
+        "[v6]fps=fps=30[v7]",
+        "[v7]trim=end_frame=120[v8]",
+        "[0_vs2]trim=start=2:end=4[v9]",
+        "[v9]setpts=expr=PTS-STARTPTS[v10]",
+        "[v10]fps=fps=30[v11]",
+        "[v11]trim=end_frame=60[v12]",
+        "[v4][v8][v12]concat=n=3:v=1:a=0[v13]",
     ]
     g = Graph()
     out = slow_motion(g, g.input("cam.mp4"), duration=4.0, windows=window,
                       out_fps=OUT_FPS, source_fps=30)  # fmt: skip
     g.output("o.mp4", out)
-    assert "[v4]setpts=expr=(PTS-STARTPTS)/0.25[v5];[v5]minterpolate=fps=30:mi_mode=mci[v6];" \
-        "[v6]fps=fps=30[v7]" in g.filter_text()  # fmt: skip
+    assert "[v5]setpts=expr=(PTS-STARTPTS)/0.25[v6];[v6]minterpolate=fps=30:mi_mode=mci[v7];" \
+        "[v7]fps=fps=30[v8];[v8]trim=end_frame=120[v9]" in g.filter_text()  # fmt: skip
     g = Graph()
     source = g.input("cam.mp4")
     assert (

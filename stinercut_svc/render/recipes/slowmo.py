@@ -167,13 +167,25 @@ def slow_motion(
 
     The segment is cut into pieces with ``trim``; slowed pieces get
     ``setpts=(PTS-STARTPTS)/speed`` then ``fps`` (real frames) or ``minterpolate``;
-    all pieces are brought to ``out_fps`` and joined with ``concat``.
+    all pieces are brought to ``out_fps``, cut to their frame count on the output
+    timeline and joined with ``concat``.
+
+    Why the cut after ``fps``: ``fps`` repeats the last frame up to the timestamp its
+    end-of-stream arrives with, and a ``trim`` branch of a ``split`` reports the
+    timestamp of however far the source had been read by then — which depends on
+    what the rest of the graph asked for first. Without the cut a piece could come
+    out 40 frames long (1.3 s: a render whose vertical edition changed the order of
+    requests showed the clip after a window that far behind).
     """
     if not windows:
         return video
     pieces = _pieces(duration, windows)
     parts: list[Stream] = []
+    out_t = 0.0  # output seconds where the piece starts
     for start, end, speed in pieces:
+        piece_s = (end - start) / speed
+        frames = round((out_t + piece_s) * out_fps) - round(out_t * out_fps)
+        out_t += piece_s
         part = g.filter("trim", video, start=start, end=end)
         if speed >= 1:
             part = g.filter("setpts", part, expr="PTS-STARTPTS")
@@ -185,7 +197,8 @@ def slow_motion(
             else:
                 part = g.filter("minterpolate", part, fps=out_fps, mi_mode=interpolation)
                 part = g.filter("fps", part, fps=out_fps)
-        parts.append(part)
+        if frames > 0:  # a sliver shorter than half a frame shows no frame of its own
+            parts.append(g.filter("trim", part, end_frame=frames))
     if len(parts) == 1:
         return parts[0]
     return g.filter("concat", *parts, n=len(parts), v=1, a=0)
