@@ -218,3 +218,27 @@ def test_vertical_edition_shows_intro_whole_and_crops_clips(media_dir: Path, tmp
     assert all(_red(pixel(clip_frame, x, row)) for x in (2, 68, 133))  # cropped at focus 0
     main = frame_rgb(tmp_path / "main.mp4", 0.5)
     assert _red(pixel(main, 20, row)) and pixel(main, 300, row)[2] > 200
+
+
+def test_vertical_edition_shows_the_outro_whole_and_the_clip_before_it_cropped(
+    media_dir: Path, tmp_path: Path
+) -> None:
+    """A window later in the programme (the outro) is padded, not drawn, before it starts:
+    the clip before it is cropped at its focus (no black padding over it), the outro is
+    fitted whole."""
+    from stinercut_svc.render.timeline import Transition
+    from tests.test_timeline_helpers import output, render, segment, timeline
+
+    halves = _halves(media_dir)
+    items = [segment(halves, focus_x=0.0), segment(halves, kind="outro", focus_x=0.0)]
+    outputs = [output(tmp_path / "main.mp4"), output(tmp_path / "vertical.mp4", 136, 240,
+                                                       "vertical")]  # fmt: skip
+    compiled = render(timeline(items, Transition(), outputs), tmp_path)
+    assert "tpad=start=25" in compiled.filter_text  # the outro starts at frame 25
+    assert _size(tmp_path / "vertical.mp4") == (136, 240)
+    row = 120
+    for at_s in (0.1, 0.5, 0.9):  # the clip: only the red half, never the black padding
+        clip_frame = frame_rgb(tmp_path / "vertical.mp4", at_s)
+        assert all(_red(pixel(clip_frame, x, row)) for x in (2, 68, 133)), at_s
+    outro = frame_rgb(tmp_path / "vertical.mp4", 1.5)
+    assert _red(pixel(outro, 20, row)) and pixel(outro, 116, row)[2] > 200  # both halves

@@ -89,9 +89,20 @@ def compile_timeline(
             # crop would cut the name off), only the clips are cropped at the focus.
             for first, end in framed:
                 part = g.filter("trim", master_v, start_frame=first, end_frame=end)
+                if first:
+                    part = g.filter("setpts", part, expr="PTS-STARTPTS")
                 part = recipes.fit(g, part, source=(timeline.width, timeline.height),
                                    width=spec.width, height=spec.height)  # fmt: skip
-                out = g.filter("overlay", out, part, x=0, y=0, eof_action="pass")
+                enable = None
+                if first:
+                    # A window later in the programme (the outro) is preceded by padding
+                    # frames, not drawn: overlay waits for its second input's first
+                    # frame before it outputs anything, and meanwhile every other
+                    # output of the master's split queued every frame since the start
+                    # (1080p, 30 s: 5 GB; it grew with the programme's length).
+                    part = g.filter("tpad", part, start=first)
+                    enable = f"gte(t,{_secs(plan.seconds(first) - 0.5 / float(timeline.fps))})"
+                out = g.filter("overlay", out, part, x=0, y=0, eof_action="pass", enable=enable)
         if mark is not None and timeline.watermark is not None:
             wm = timeline.watermark
             out = recipes.watermark(g, out, mark, width=spec.width, position=wm.position,
