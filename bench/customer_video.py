@@ -381,6 +381,17 @@ async def job_argv(app: StinercutApp, job: dict[str, Any], folder: Path) -> tupl
     return argv, plan.duration
 
 
+async def by_hand(argv: list[str]) -> float:
+    """Wall seconds of ``argv`` run with plain ``subprocess`` (no runner, no guard)."""
+    started = time.perf_counter()
+    await trio.to_thread.run_sync(
+        partial(
+            subprocess.run, argv, check=True, stdout=subprocess.DEVNULL, timeout=RENDER_TIMEOUT_S
+        )
+    )
+    return time.perf_counter() - started
+
+
 def loudness_lufs(path: Path) -> str:
     """Integrated loudness of a file (ffmpeg's EBU R128 meter), for the printout."""
     result = subprocess.run(
@@ -464,6 +475,9 @@ async def main(args: argparse.Namespace) -> None:
         argv, programme = await job_argv(app, job, root / "by_hand")
         walls, renders, hands = [wall], [sampler.longest_ffmpeg_s()], []
         for repeat in range(args.repeats):
+            # Alternating order from the second round, so load changes hit both sides.
+            if repeat % 2:
+                hands.append(await by_hand(argv))
             if repeat:  # later rounds: the same request again (loudness cache warm)
                 again = TreeSampler()
                 async with trio.open_nursery() as nursery:
@@ -473,11 +487,8 @@ async def main(args: argparse.Namespace) -> None:
                 walls.append(seconds)
                 renders.append(again.longest_ffmpeg_s())
                 sampler.peak_kib = max(sampler.peak_kib, again.peak_kib)
-            started = time.perf_counter()
-            await trio.to_thread.run_sync(partial(
-                subprocess.run, argv, check=True, stdout=subprocess.DEVNULL, timeout=RENDER_TIMEOUT_S
-            ))  # fmt: skip
-            hands.append(time.perf_counter() - started)
+            if not repeat % 2:
+                hands.append(await by_hand(argv))
             print(f"  round {repeat + 1}: job {walls[-1]:.1f} s (its ffmpeg {renders[-1]:.1f} s), "
                   f"by hand {hands[-1]:.1f} s", flush=True)  # fmt: skip
         wall, render_s, hand = (statistics.median(v) for v in (walls, renders, hands))
