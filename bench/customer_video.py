@@ -22,9 +22,11 @@ Prints:
   (``prepare_inputs`` → ``add_name_screen`` → ``build_plan``; the filter script written
   into a folder like the job's temp folder) and run with plain ``subprocess``.
 
-    .venv/bin/python bench/customer_video.py [--minutes 3] [--quick] [--transition slide]
+    .venv/bin/python bench/customer_video.py [--minutes 3] [--repeats 1] [--quick]
+        [--transition slide] [--keep]
 
-``--quick`` is a smoke run (20 s, 640x360, ultrafast). ``scripts/frame_strip`` uses
+``--quick`` is a smoke run (640x360, ultrafast, 20 s unless ``--minutes``). ``--keep``
+keeps the temp folder, with the rebuilt argv and filter script in ``by_hand/``. ``scripts/frame_strip`` uses
 :func:`render_customer_video` for the README's frame strip.
 """
 
