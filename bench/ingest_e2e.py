@@ -9,7 +9,7 @@ from 4 s to ``jump - 4`` s in quiet audio, camera-like bitrate ``--bitrate``). T
 freefall detector needs at least 20 s of freefall, hence jump clips of ~30 s.
 
 Then a detector-like client (websocket-client, as the detector daemon) sends
-``device.mounted {mount_path}`` with ``target: backend`` and a frontend-like client
+``device.mounted {mount_path}`` with ``target: all`` (as the detector sends it) and a frontend-like client
 records the ``videofile:*`` events as they arrive. Printed: the card's size and
 length, seconds to ``copy_completed``, to ``batch_completed`` (three jumps
 resolved), and to the three projects holding their clips; the copy part against
@@ -131,7 +131,7 @@ def send_mounted(url: str, mount_path: str) -> float:
             json.dumps(
                 {
                     "command": "device.mounted",
-                    "target": "backend",
+                    "target": "all",
                     "data": {"device_node": "/dev/sdx1", "mount_path": mount_path},
                 }
             )
