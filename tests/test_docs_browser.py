@@ -14,7 +14,6 @@ missing browser is a failure.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,25 +22,14 @@ import httpx
 import pytest
 import trio
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.support.browser import launch_args, require_chromium
+
 PAGE_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    problem = None
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        problem = f"{CHROMIUM} is missing (scripts/test installs it: ensure_chromium, apt-get)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            problem = "the playwright package is not installed (requirements/test.lock)"
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser test cannot run in CI: {problem}")
-        pytest.skip(problem)
-    return CHROMIUM
+    return require_chromium()
 
 
 def drive_docs(chromium: Path, base_url: str) -> dict[str, Any]:
@@ -51,7 +39,7 @@ def drive_docs(chromium: Path, base_url: str) -> dict[str, Any]:
     own = urlsplit(base_url).netloc
     foreign: list[str] = []
     page_errors: list[str] = []
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    args = launch_args()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=args)
         try:
