@@ -243,8 +243,14 @@ async def test_every_state_change_is_delivered_signed_and_retried(
                 return {"pending", "processing", "completed"} <= states
 
             await wait_until(all_delivered)
-            listing = await client.get(f"/api/jobs/{job['uuid']}/webhooks")
-            deliveries = (await listing.get_json())["deliveries"]
+            # The receiver has answered; the dispatcher records that just after.
+            with trio.fail_after(30):
+                while True:
+                    listing = await client.get(f"/api/jobs/{job['uuid']}/webhooks")
+                    deliveries = (await listing.get_json())["deliveries"]
+                    if all(d["status"] != "pending" for d in deliveries):
+                        break
+                    await trio.sleep(0.05)
 
     for request in hook.requests:
         headers = {k.lower(): v for k, v in request["headers"].items()}
