@@ -18,6 +18,7 @@ import html
 from functools import partial
 from typing import Any, Literal
 
+import trio
 from pydantic import BaseModel, Field, ValidationError
 from quart import Blueprint, Response, request
 from quart_schema import RequestSchemaValidationError, document_request, document_response
@@ -150,7 +151,7 @@ async def share_page(token: str) -> Response:
     """The customer's page: the video, a download button, when the link expires."""
     try:
         shared, path = await _shared(token, count_view=True)
-        exists = path.is_file()
+        exists = await trio.to_thread.run_sync(path.is_file)  # storage may be a network mount
     except service.ShareNotFound:
         if not _wants_html():
             raise
