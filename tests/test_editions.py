@@ -242,3 +242,61 @@ def test_vertical_edition_shows_the_outro_whole_and_the_clip_before_it_cropped(
         assert all(_red(pixel(clip_frame, x, row)) for x in (2, 68, 133)), at_s
     outro = frame_rgb(tmp_path / "vertical.mp4", 1.5)
     assert _red(pixel(outro, 20, row)) and pixel(outro, 116, row)[2] > 200  # both halves
+
+
+async def test_recovery_records_the_editions_a_dead_instance_left_in_output(
+    settings, media_dir: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """An instance that died between moving its files into ``output/`` and recording the
+    completion: the next start records the job completed *with* its editions, read
+    from the files; an edition file that is not a readable video is not listed."""
+    import json
+    import shutil
+    from datetime import timedelta
+
+    from stinercut_svc.app import create_app
+    from stinercut_svc.models import Job, JobOutput, JobStatus, Project, utcnow
+
+    main = clip(media_dir, "c1s", seconds=1, size="160x120")
+    tall = clip(media_dir, "tall-90x160", seconds=1, size="90x160")
+    first = create_app(settings)
+    async with first.test_app():
+        project = await add_project(first, [main], name="Recovered editions")
+
+        def insert(session) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+            pid = session.scalars(select(Project.id).where(Project.uuid == project)).one()
+            options = {"editions": [{"name": "vertical", "width": 90, "height": 160},
+                                    {"name": "preview", "width": 80},
+                                    {"name": "square", "width": 64, "height": 64}]}  # fmt: skip
+            job = Job(project_id=pid, progress=40, options=json.dumps(options),
+                      status=JobStatus.PROCESSING, claimed_by="gone-host:1:dead",
+                      heartbeat_at=utcnow() - timedelta(hours=1))  # fmt: skip
+            session.add(job)
+            session.flush()
+            return job.uuid, job.id
+
+        job_uuid, job_id = await first.db.run(insert)
+    folder = first.storage.output / project
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tall, folder / f"{job_uuid}-vertical.mp4")
+    (folder / f"{job_uuid}-preview.mp4").write_bytes(b"not a video at all")  # damaged
+    # No -square file at all (it was never written): not listed, nothing invented.
+    shutil.copyfile(main, folder / f"{job_uuid}.mp4")
+
+    second = create_app(settings)
+    async with second.test_app():
+        done = await wait_job(second, job_uuid)
+        assert done["status"] == "completed", done
+        client = second.test_client()
+        listing = await (await client.get(f"/api/jobs/{job_uuid}/outputs")).get_json()
+        items = {i["name"]: i for i in listing["items"]}
+        assert list(items) == ["main", "vertical"], listing
+        vertical = items["vertical"]
+        assert (vertical["width"], vertical["height"]) == (90, 160)
+        assert vertical["size_bytes"] == (folder / f"{job_uuid}-vertical.mp4").stat().st_size
+        response = await client.get(vertical["download_url"])
+        assert response.status_code == 200
+        rows = await second.db.run(
+            lambda s: s.scalars(select(JobOutput).where(JobOutput.job_id == job_id)).all()
+        )
+        assert [(r.name, r.codec) for r in rows] == [("vertical", "h264")]

@@ -298,6 +298,7 @@ def recover_stale(
     me: str | None = None,
     finished_output: Callable[[str, str], str | None] | None = None,
     kill_leftovers: Callable[[str, str], int] | None = None,
+    completed: Callable[[Session, Job, str], None] | None = None,
 ) -> list[Recovered]:
     """Processing jobs whose owner is gone: ``pending`` again once, then ``failed``.
 
@@ -310,6 +311,8 @@ def recover_stale(
     ``finished_output(project_uuid, job_uuid)`` names the job's output when the
     dead owner had already moved it into ``output/`` (it only ever moves complete
     files there) — then the job is recorded ``completed`` instead of rendered again.
+    ``completed(session, job, project_uuid)`` then records what else the finished
+    job left (its editions) in the same transaction.
     A job whose cancel was requested while its owner died simply becomes ``cancelled``.
     """
     cutoff = utcnow() - stale_after
@@ -365,6 +368,8 @@ def recover_stale(
         if _rowcount(result) != 1:
             continue
         session.refresh(job)
+        if output is not None and completed is not None:
+            completed(session, job, project_uuid)
         _state_changed(session, job)
         recovered.append(Recovered(job.to_api(), project_uuid))
     return recovered

@@ -46,7 +46,13 @@ from ..storage import UnsafePathError
 from . import owner as owners
 from . import queue
 from .options import RenderOptions, ResolvedOptions, resolve, setting_overrides
-from .outputs import EditionFile, finish_with_editions
+from .outputs import (
+    EditionFile,
+    edition_names,
+    finish_with_editions,
+    found_editions,
+    replace_editions,
+)
 from .plan import (
     PlanError,
     RenderInputs,
@@ -61,6 +67,9 @@ from .plan import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from ..models import Job
     from .supervisor import RowState, RunningJob, Services
 
 log = logging.getLogger(__name__)
@@ -130,6 +139,7 @@ class RenderHandler:
                     me=self.services.owner,
                     finished_output=self._finished_output,
                     kill_leftovers=self._kill_leftovers,
+                    completed=self._record_found_editions,
                 )
             )
         except Exception as exc:
@@ -158,6 +168,18 @@ class RenderHandler:
         """The stored path of a job's output if a (dead) owner already moved it in place."""
         final = self.services.storage.output / project_uuid / f"{job_uuid}.mp4"
         return self.services.storage.relative(final) if final.is_file() else None
+
+    def _record_found_editions(self, session: Session, job: Job, project_uuid: str) -> None:
+        """A job recovered as completed gets the ``job_output`` rows of its editions."""
+        storage = self.services.storage
+        editions = found_editions(
+            storage.output / project_uuid,
+            job.uuid,
+            edition_names(job.options),
+            relative=storage.relative,
+            ffprobe=self.services.settings.ffprobe,
+        )
+        replace_editions(session, job_id=job.id, editions=editions)
 
     @staticmethod
     def _kill_leftovers(owner: str, job_uuid: str) -> int:
