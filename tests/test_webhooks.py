@@ -406,3 +406,80 @@ async def test_a_delivery_past_its_window_is_abandoned(settings: Settings) -> No
         status, attempts, error = found
         assert status is DeliveryStatus.ABANDONED and attempts == 1
         assert error and "ConnectError" in error
+
+
+async def test_sigkill_mid_delivery_resends_the_same_delivery_after_the_lease(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The service process is SIGKILLed while a receiver holds its request open: the row
+    stays owed (leased, not delivered, not lost), and once the lease has run out the next
+    process sends the *same* delivery again — same body, same ``Idempotency-Key`` — so a
+    receiver that did act on the first copy can tell it is a repeat."""
+    import os
+    import signal
+    from datetime import datetime
+
+    from sqlalchemy import create_engine, select, update
+    from sqlalchemy.orm import Session
+
+    from stinercut_svc import schema
+    from stinercut_svc.config import normalise_database_url
+    from stinercut_svc.models import JobStatus, Project
+    from tests.support.child_server import serve_in_child
+
+    engine = create_engine(normalise_database_url(database_url))
+    schema.upgrade(engine)
+    env = {
+        "DATABASE_URL": database_url,
+        "SHARED_VIDEO_PATH": str(tmp_path / "shared"),
+        "DATA_DIR": str(tmp_path / "data"),
+        "WEBHOOK_SECRET": SECRET,
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "WEBHOOK_TIMEOUT_S": "60",
+    }
+    with receiver(hang_s=120) as hanging:
+        with Session(engine) as session, session.begin():
+            project = Project(name="killed mid-delivery")
+            session.add(project)
+            session.flush()
+            job = Job(project_id=project.id, status=JobStatus.FAILED, progress=0,
+                      callback_url=hanging.url)  # fmt: skip
+            session.add(job)
+            session.flush()
+            assert outbox.job_changed(session, job) == 1
+        async with serve_in_child(log_path=tmp_path / "first.log", **env) as (_, pid):
+            await wait_until(lambda: len(hanging.requests) == 1)
+            os.kill(pid, signal.SIGKILL)
+        first = hanging.requests[0]
+
+    with Session(engine) as session:
+        row = session.scalars(select(WebhookDelivery)).one()
+        assert row.status is DeliveryStatus.PENDING and row.delivered_at is None
+        leased_until: datetime = row.next_attempt_at
+        assert leased_until - outbox.utcnow() > timedelta(seconds=60)  # the lease holds it
+        delivery_id = row.id
+
+    with receiver() as fixed:
+        # The lease's 120 s pass: moved on the row's clock rather than waited for.
+        with Session(engine) as session, session.begin():
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_id)
+                .values(next_attempt_at=outbox.utcnow() - timedelta(seconds=1), url=fixed.url)
+            )
+        async with serve_in_child(log_path=tmp_path / "second.log", **env):
+            await wait_until(lambda: len(fixed.ok()) == 1)
+            with trio.fail_after(10):
+                while True:
+                    with Session(engine) as session:
+                        row = session.get(WebhookDelivery, delivery_id)
+                        assert row is not None
+                        if row.status is DeliveryStatus.DELIVERED:
+                            break
+                    await trio.sleep(0.05)
+        again = fixed.ok()[0]
+    engine.dispose()
+    assert again["body"] == first["body"]
+    assert again["headers"]["Idempotency-Key"] == first["headers"]["Idempotency-Key"]
+    assert again["headers"]["X-Stinercut-Signature"] == first["headers"]["X-Stinercut-Signature"]
+    assert payload(again)["job"]["status"] == "failed"
