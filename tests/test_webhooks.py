@@ -472,9 +472,9 @@ async def test_sigkill_mid_delivery_resends_the_same_delivery_after_the_lease(
             with trio.fail_after(10):
                 while True:
                     with Session(engine) as session:
-                        row = session.get(WebhookDelivery, delivery_id)
-                        assert row is not None
-                        if row.status is DeliveryStatus.DELIVERED:
+                        now = session.get(WebhookDelivery, delivery_id)
+                        assert now is not None
+                        if now.status is DeliveryStatus.DELIVERED:
                             break
                     await trio.sleep(0.05)
         again = fixed.ok()[0]
