@@ -35,7 +35,6 @@ Wiring: ``config.logger_class = AccessLogger`` (``server.py``) and
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -44,34 +43,20 @@ from hypercorn.logging import Logger
 from quart import request
 
 from . import logs
+from .request_id import REQUEST_ID_HEADER, new_request_id, usable_request_id
 
 if TYPE_CHECKING:
     from .context import StinercutApp
     from .metrics import HttpMetrics
 
 ACCESS_LOGGER = "stinercut_svc.access"
-REQUEST_ID_HEADER = "X-Request-ID"
-MAX_REQUEST_ID = 128
 #: ASGI scope keys shared by the wrapper, the route hook and the Hypercorn logger.
 SCOPE_REQUEST_ID = "stinercut.request_id"
 SCOPE_ROUTE = "stinercut.route"
 
 _HEADER_NAME = REQUEST_ID_HEADER.lower().encode("ascii")
-_PRINTABLE = frozenset(range(0x20, 0x7F))
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-
-
-def usable_request_id(raw: bytes) -> str | None:
-    """The client's id if it is 1-128 printable ASCII characters (after trimming)."""
-    value = raw.strip()
-    if not 0 < len(value) <= MAX_REQUEST_ID or not _PRINTABLE.issuperset(value):
-        return None
-    return value.decode("ascii")
-
-
-def new_request_id() -> str:
-    return os.urandom(16).hex()
 
 
 def _remote(scope: dict[str, Any]) -> str:

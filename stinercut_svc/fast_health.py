@@ -33,10 +33,11 @@ from typing import Any
 import trio
 
 from . import jsonio
-from .access_log import ACCESS_LOGGER, new_request_id, usable_request_id, write_access_line
+from .access_log import ACCESS_LOGGER, write_access_line
 from .context import StinercutApp
 from .hub.wire import MAX_HEAD_BYTES
 from .metrics import metrics_of
+from .request_id import new_request_id, usable_request_id
 from .routers.health import EXTENSION, health_report
 
 HEALTH_PATH = "/api/health"

@@ -24,9 +24,9 @@ import pytest
 import trio
 
 from stinercut_svc import logs
-from stinercut_svc.access_log import MAX_REQUEST_ID, usable_request_id
 from stinercut_svc.config import ConfigError, Settings
 from stinercut_svc.logs import configure_logging
+from stinercut_svc.request_id import MAX_REQUEST_ID, usable_request_id
 from tests.support.child_server import serve_in_child
 from tests.test_metrics import finished_job, upload_clip
 from tests.test_render_helpers import clip
@@ -252,3 +252,42 @@ def test_configure_logging_twice_writes_each_record_once() -> None:
     assert failed["message"] == "it failed" and failed["request_id"] == "unit-1"
     assert "ValueError: boom\nsecond line" in failed["exception"]
     assert after["message"] == "after" and "request_id" not in after
+
+
+async def _handshake(live_url: str, *headers: str) -> dict[str, str]:
+    """Send a WebSocket upgrade head by hand; the answer's status line and headers."""
+    host, port = live_url.removeprefix("http://").split(":")
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        head = ["GET /ws?client_type=frontend HTTP/1.1", f"Host: {host}", *headers, "", ""]
+        await stream.send_all("\r\n".join(head).encode())
+        answer = b""
+        with trio.fail_after(10):
+            while b"\r\n\r\n" not in answer:
+                chunk = await stream.receive_some(4096)
+                assert chunk, answer
+                answer += chunk
+    status, *lines = answer.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    fields = {"status": status}
+    fields.update((k.lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines))
+    return fields
+
+
+async def test_websocket_handshakes_carry_a_request_id(live_url: str) -> None:
+    """The hub answers its upgrades itself (never through Quart); its answers are tagged
+    like every other: the client's usable X-Request-ID, else a fresh one."""
+    upgrade = ("Connection: Upgrade", "Upgrade: websocket",
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")  # fmt: skip
+    ok = await _handshake(live_url, *upgrade, "Sec-WebSocket-Version: 13",
+                          "X-Request-ID: ws-probe-1")  # fmt: skip
+    assert ok["status"].startswith("HTTP/1.1 101") and ok["x-request-id"] == "ws-probe-1"
+    fresh = await _handshake(live_url, *upgrade, "Sec-WebSocket-Version: 13")
+    assert fresh["status"].startswith("HTTP/1.1 101")
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh["x-request-id"])
+    refused = await _handshake(live_url, *upgrade, "Sec-WebSocket-Version: 8",
+                               "X-Request-ID: ws-probe-2")  # fmt: skip
+    assert refused["status"].startswith("HTTP/1.1 426") and refused["x-request-id"] == "ws-probe-2"
+    bad = await _handshake(live_url, "Upgrade: websocket", "Sec-WebSocket-Version: 13",
+                           "X-Request-ID: " + "x" * 200)  # fmt: skip
+    assert bad["status"].startswith("HTTP/1.1 400")
+    assert re.fullmatch(r"[0-9a-f]{32}", bad["x-request-id"])  # unusable id replaced

@@ -31,6 +31,7 @@ from wsproto.utilities import LocalProtocolError
 
 from ..auth.hub import hub_role, offered_token, refusal, split_subprotocols
 from ..auth.roles import Role
+from ..request_id import REQUEST_ID_HEADER, request_id_from
 from .core import CLOSE_GRACE_S, Client, Hub, Refused
 from .protocol import CLIENT_TYPES, CLOSE_POLICY, DETECTOR, ERROR, FRONTEND, frame_bytes
 from .wire import Head, accept_response, http_error
@@ -112,24 +113,28 @@ async def serve_websocket(
     """
     peer = _peer(stream)
     address = peer.rsplit(":", 1)[0]
+    # Tagged like every HTTP answer of the service (the handshake never reaches Quart).
+    tag = (REQUEST_ID_HEADER, request_id_from(head.headers.get("x-request-id")))
     key = head.headers.get("sec-websocket-key", "")
     version = head.headers.get("sec-websocket-version", "")
     if version != "13":
         await _answer(stream, http_error(
             426, "unsupported_websocket_version", "only WebSocket version 13 is supported",
-            extra_headers=(("Sec-WebSocket-Version", "13"),)))
+            extra_headers=(("Sec-WebSocket-Version", "13"), tag)))
         return
     if not key or "upgrade" not in head.headers.get("connection", "").lower():
         await _answer(stream, http_error(
             400, "bad_websocket_handshake",
-            "a WebSocket upgrade needs 'Connection: Upgrade' and 'Sec-WebSocket-Key'"))
+            "a WebSocket upgrade needs 'Connection: Upgrade' and 'Sec-WebSocket-Key'",
+            extra_headers=(tag,)))
         return
     try:
         hub.admit(address)
     except Refused as refused:
         log.warning("ws refused from %s: %s", peer, refused.message)
         await _answer(stream, http_error(
-            503, refused.code, refused.message, retry_after=refused.retry_after))
+            503, refused.code, refused.message, retry_after=refused.retry_after,
+            extra_headers=(tag,)))
         return
     query = parse_qs(head.query)
     client_type = (query.get("client_type") or [""])[0] or FRONTEND
@@ -140,7 +145,7 @@ async def serve_websocket(
     ws = Connection(ConnectionType.SERVER, trailing_data=rest)
     with trio.move_on_after(CLOSE_GRACE_S):
         try:
-            await stream.send_all(_accept(key, subprotocol))
+            await stream.send_all(_accept(key, subprotocol, tag))
         except trio.BrokenResourceError:
             await _abort(stream)
             return
@@ -312,14 +317,14 @@ async def _close_refused(stream: trio.SocketStream, ws: Connection, reason: str)
                 await _abort(stream)
 
 
-def _accept(key: str, subprotocol: str | None) -> bytes:
-    """The 101 answer, selecting ``subprotocol`` (a browser fails a connection that
-    offered subprotocols when the answer selects none)."""
+def _accept(key: str, subprotocol: str | None, *headers: tuple[str, str]) -> bytes:
+    """The 101 answer with ``headers``, selecting ``subprotocol`` (a browser fails a
+    connection that offered subprotocols when the answer selects none)."""
     response = accept_response(key)
-    if subprotocol is None:
-        return response
     assert response.endswith(b"\r\n\r\n")
-    return response[:-2] + f"Sec-WebSocket-Protocol: {subprotocol}\r\n\r\n".encode("ascii")
+    extra = [*headers, *((("Sec-WebSocket-Protocol", subprotocol),) if subprotocol else ())]
+    lines = "".join(f"{name}: {value}\r\n" for name, value in extra)
+    return response[:-2] + lines.encode("ascii") + b"\r\n"
 
 
 async def _answer(stream: trio.SocketStream, response: bytes) -> None:
