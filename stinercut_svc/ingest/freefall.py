@@ -35,6 +35,14 @@ Pipeline, per recording:
    the next quiet stretch (the landing), ``ground_after`` from there. Without a
    freefall, the recording is one ``unknown`` segment: sound alone cannot tell the
    ground from the plane.
+
+With GoPro telemetry (:mod:`.telemetry`, altitude from GPS) the two signals are fused
+by :func:`fuse`: where the GPS has a good fix the altitude decides how many freefalls
+there are and where their edges lie (the wind may roar on the ground too, a muted or
+cased camera hears nothing); where both agree the freefall is one, its source
+``both`` and its confidence raised; where the GPS has no fix the sound decides as it
+does alone. Phases are rebuilt around the fused freefalls, takeoff and landing taken
+from the altitude when it shows them. Without telemetry nothing of the above changes.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ import shutil
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
@@ -51,6 +60,9 @@ import trio
 from numpy.typing import NDArray
 
 from ..media.runner import keep_head, run_streaming
+
+if TYPE_CHECKING:
+    from .telemetry import TelemetryAnalysis
 
 SAMPLE_RATE = 8000
 BAND_FILTER = "highpass=f=800,highpass=f=800,lowpass=f=1500,lowpass=f=1500"
@@ -74,6 +86,14 @@ class Phase(enum.StrEnum):
     CANOPY = "canopy"
     GROUND_AFTER = "ground_after"
     UNKNOWN = "unknown"
+
+
+class FreefallSource(enum.StrEnum):
+    """Which signal found a freefall."""
+
+    AUDIO = "audio"
+    TELEMETRY = "telemetry"
+    BOTH = "both"
 
 
 @attrs.frozen
@@ -101,6 +121,7 @@ class Freefall:
     start: float
     end: float
     confidence: float
+    source: FreefallSource = FreefallSource.AUDIO
 
     @property
     def duration(self) -> float:
@@ -211,6 +232,15 @@ async def analyse_recording(
     numpy over a few thousand values per minute of audio, but it is CPU work.
     """
     cfg = config or FreefallConfig()
+    levels, duration = await decode_levels(chapters, ffmpeg=ffmpeg, config=cfg)
+    return await trio.to_thread.run_sync(detect, levels, cfg, duration)
+
+
+async def decode_levels(
+    chapters: Sequence[Path], *, ffmpeg: str = "ffmpeg", config: FreefallConfig | None = None
+) -> tuple[FloatArray, float]:
+    """The chapters' band levels (dB per window) on one timeline, and its duration."""
+    cfg = config or FreefallConfig()
     binary = shutil.which(ffmpeg)
     if binary is None:
         raise AnalysisError(f"{ffmpeg} is not installed or not executable")
@@ -219,8 +249,7 @@ async def analyse_recording(
         await _decode_into(chapter, envelope, binary)
     if envelope.samples == 0:
         raise AnalysisError("the recording has no decodable audio")
-    levels = envelope.levels()
-    return await trio.to_thread.run_sync(detect, levels, cfg, envelope.duration)
+    return envelope.levels(), envelope.duration
 
 
 async def _decode_into(path: Path, envelope: Envelope, ffmpeg: str) -> None:
@@ -291,15 +320,78 @@ def runs_above(mask: NDArray[np.bool_], max_gap: int) -> list[tuple[int, int]]:
 
 def detect(levels: FloatArray, config: FreefallConfig, duration: float) -> AudioAnalysis:
     """Freefalls and phases from per-window levels (dB). Pure; see the module text."""
-    w = config.window_s
     if levels.size == 0:
         return AudioAnalysis(duration=duration, freefalls=(), phases=())
-    smoothed = smooth(levels, max(1, int(round(config.smooth_s / w))))
+    smoothed, freefalls = _audio_freefalls(levels, config)
+    phases = _phases(smoothed, freefalls, config, duration)
+    return AudioAnalysis(duration=duration, freefalls=freefalls, phases=phases)
+
+
+def _audio_freefalls(
+    levels: FloatArray, config: FreefallConfig
+) -> tuple[FloatArray, tuple[Freefall, ...]]:
+    smoothed = smooth(levels, max(1, int(round(config.smooth_s / config.window_s))))
     spans = _find(smoothed, 0, smoothed.size, config, 0)
     freefalls = [_refine(smoothed, s, e, config) for s, e in spans]
-    freefalls = [f for f in freefalls if f.duration >= config.min_freefall_s * 0.9]
-    phases = _phases(smoothed, tuple(freefalls), config, duration)
-    return AudioAnalysis(duration=duration, freefalls=tuple(freefalls), phases=phases)
+    return smoothed, tuple(f for f in freefalls if f.duration >= config.min_freefall_s * 0.9)
+
+
+def fuse(
+    levels: FloatArray | None,
+    duration: float,
+    telemetry: TelemetryAnalysis | None,
+    config: FreefallConfig,
+) -> AudioAnalysis:
+    """Freefalls and phases from the sound (``levels``, None when it has none) and the
+    altitude (``telemetry``). Pure; the rules are in the module text.
+
+    Without telemetry this is :func:`detect` exactly.
+    """
+    if telemetry is None:
+        if levels is None:
+            return AudioAnalysis(duration=duration, freefalls=(), phases=())
+        return detect(levels, config, duration)
+    smoothed: FloatArray | None = None
+    heard: tuple[Freefall, ...] = ()
+    if levels is not None and levels.size:
+        smoothed, heard = _audio_freefalls(levels, config)
+    fused: list[tuple[Freefall, tuple[float | None, float | None]]] = []
+    matched: set[int] = set()
+    for i, seen in enumerate(telemetry.freefalls):
+        edges = (telemetry.takeoffs[i], telemetry.landings[i])
+        overlapping = [
+            j for j, h in enumerate(heard) if min(h.end, seen.end) > max(h.start, seen.start)
+        ]
+        matched.update(overlapping)
+        if not overlapping:
+            fused.append((attrs.evolve(seen, source=FreefallSource.TELEMETRY), edges))
+            continue
+        best = max(
+            (heard[j] for j in overlapping),
+            key=lambda h: min(h.end, seen.end) - max(h.start, seen.start),
+        )
+        if seen.confidence >= telemetry.good_confidence:
+            start, end = seen.start, seen.end
+        else:  # a poor fix: weigh the edges by each signal's confidence
+            weights = (max(best.confidence, 1e-3), max(seen.confidence, 1e-3))
+            total = sum(weights)
+            start = (best.start * weights[0] + seen.start * weights[1]) / total
+            end = (best.end * weights[0] + seen.end * weights[1]) / total
+        confidence = 1.0 - (1.0 - best.confidence) * (1.0 - seen.confidence)
+        fused.append(
+            (
+                Freefall(round(start, 2), round(end, 2), round(confidence, 3), FreefallSource.BOTH),
+                edges,
+            )
+        )
+    for j, h in enumerate(heard):
+        # Telemetry decides where it saw the whole stretch with a good fix and no freefall.
+        if j not in matched and not telemetry.covers(h.start, h.end):
+            fused.append((h, (None, None)))
+    fused.sort(key=lambda item: item[0].start)
+    freefalls = tuple(f for f, _ in fused)
+    phases = _phases(smoothed, freefalls, config, duration, tuple(e for _, e in fused))
+    return AudioAnalysis(duration=duration, freefalls=freefalls, phases=phases)
 
 
 def _find(
@@ -384,9 +476,11 @@ def _refine(smoothed: FloatArray, start: int, end: int, config: FreefallConfig) 
 
 
 def _quiet_runs(
-    smoothed: FloatArray, config: FreefallConfig, lo: float, hi: float
+    smoothed: FloatArray | None, config: FreefallConfig, lo: float, hi: float
 ) -> list[tuple[float, float]]:
     """Quiet stretches (≥ ``quiet_run_s``) between times ``lo`` and ``hi``, in seconds."""
+    if smoothed is None:
+        return []
     w = config.window_s
     quiet_level = float(np.percentile(smoothed, 10)) + config.quiet_margin_db
     a, b = int(lo / w), min(smoothed.size, int(np.ceil(hi / w)))
@@ -397,20 +491,27 @@ def _quiet_runs(
 
 
 def _phases(
-    smoothed: FloatArray,
+    smoothed: FloatArray | None,
     freefalls: tuple[Freefall, ...],
     config: FreefallConfig,
     duration: float,
+    known: tuple[tuple[float | None, float | None], ...] | None = None,
 ) -> tuple[PhaseSegment, ...]:
-    end_of_audio = max(duration, smoothed.size * config.window_s)
+    """Phases around ``freefalls``; ``known`` (per freefall: takeoff, landing) from the
+    altitude wins over the quiet stretches of the sound where it is given."""
+    heard = 0.0 if smoothed is None else smoothed.size * config.window_s
+    end_of_audio = max(duration, heard)
     if not freefalls:
         return (PhaseSegment(Phase.UNKNOWN, 0.0, round(end_of_audio, 2), 0.0),)
     segments: list[PhaseSegment] = []
     cursor = 0.0
     for i, ff in enumerate(freefalls):
         next_start = freefalls[i + 1].start if i + 1 < len(freefalls) else end_of_audio
+        known_takeoff, known_landing = known[i] if known else (None, None)
         quiet_before = _quiet_runs(smoothed, config, cursor, ff.start)
         takeoff = quiet_before[-1][1] if quiet_before else cursor
+        if known_takeoff is not None:
+            takeoff = min(max(known_takeoff, cursor), ff.start)
         if ff.start - takeoff < config.min_phase_s:
             takeoff = ff.start  # the smoothing's spill, not a plane ride
         if takeoff > cursor:
@@ -420,6 +521,8 @@ def _phases(
         segments.append(PhaseSegment(Phase.FREEFALL, ff.start, ff.end, ff.confidence))
         quiet_after = _quiet_runs(smoothed, config, ff.end, next_start)
         landing = quiet_after[0][0] if quiet_after else next_start
+        if known_landing is not None:
+            landing = min(max(known_landing, ff.end), next_start)
         if landing - ff.end < config.min_phase_s:
             landing = ff.end
         if landing > ff.end:
