@@ -10,10 +10,16 @@ touches the database: rows are the caller's business (the wiring session maps
 Events use the original's ``videofile:*`` vocabulary (``INGEST_NOTES.md``) plus
 ``videofile:analysis_progress`` (percent, at most one a second, and always 100 at the
 end) that the original planned and never sent.
+
+Freefall per recording (:func:`analyse_jump`): the sound always; GoPro telemetry
+(altitude) too when the recording has a ``gpmd`` track, fused by
+:func:`.freefall.fuse`. A recording without telemetry is analysed exactly as by sound
+alone; unreadable telemetry is logged and ignored (the sound still counts).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +30,14 @@ import trio
 
 from .card import CardScan, Recording, group_recordings, read_creation_time, scan_card
 from .copy import CopiedFile, CopyPlan, KnownFile, copy_files, plan_copy
-from .freefall import AnalysisError, AudioAnalysis, FreefallConfig, analyse_recording
+from .freefall import (
+    AnalysisError,
+    AudioAnalysis,
+    FreefallConfig,
+    analyse_recording,
+    decode_levels,
+    fuse,
+)
 from .resolve import (
     FreefallWindow,
     Jump,
@@ -33,6 +46,9 @@ from .resolve import (
     ResolveConfig,
     resolve_jumps,
 )
+from .telemetry import TelemetryConfig, TelemetryError, analyse_altitude, load_altitude_track
+
+log = logging.getLogger(__name__)
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 QrReader = Callable[[Recording], Awaitable[QrSighting | None]]
@@ -135,6 +151,7 @@ async def analyse_folder(
     ffprobe: str = "ffprobe",
     freefall_config: FreefallConfig | None = None,
     resolve_config: ResolveConfig | None = None,
+    telemetry_config: TelemetryConfig | None = None,
 ) -> BatchAnalysis:
     """Group the batch folder's files into recordings, analyse each, resolve the jumps.
 
@@ -158,8 +175,11 @@ async def analyse_folder(
         audio: AudioAnalysis | None = None
         error: str | None = None
         try:
-            audio = await analyse_recording(
-                [c.file.path for c in rec.chapters], ffmpeg=ffmpeg, config=freefall_config
+            audio = await analyse_jump(
+                [c.file.path for c in rec.chapters],
+                ffmpeg=ffmpeg,
+                config=freefall_config,
+                telemetry_config=telemetry_config,
             )
         except AnalysisError as exc:
             error = str(exc)
@@ -172,6 +192,9 @@ async def analyse_folder(
                     "filename": chapter.file.relative,
                     "recording": rec.key,
                     "freefalls": 0 if audio is None else len(audio.freefalls),
+                    "freefall_sources": []
+                    if audio is None
+                    else [f.source.value for f in audio.freefalls],
                     "segments_count": 0 if audio is None else len(audio.phases),
                     "project_uuid": None if qr is None else qr.customer,
                     "error": error,
@@ -184,6 +207,39 @@ async def analyse_folder(
             )
     jumps = resolve_jumps([facts(r) for r in results], resolve_config)
     return BatchAnalysis(recordings=tuple(results), jumps=jumps)
+
+
+async def analyse_jump(
+    chapters: Sequence[Path],
+    *,
+    ffmpeg: str = "ffmpeg",
+    config: FreefallConfig | None = None,
+    telemetry_config: TelemetryConfig | None = None,
+) -> AudioAnalysis:
+    """Freefalls and phases of one recording from its sound and, if any, its telemetry.
+
+    Without a ``gpmd`` track (or with an unreadable one) this is
+    :func:`.freefall.analyse_recording`. With one, a recording whose sound cannot be
+    decoded is still analysed from the altitude when that finds a freefall; otherwise
+    the sound's :class:`AnalysisError` propagates. Blocking work (the telemetry read,
+    detection, fusion) runs in worker threads; ffmpeg runs in the caller's scope.
+    """
+    cfg = config or FreefallConfig()
+    try:
+        track = await load_altitude_track(chapters)
+    except TelemetryError as exc:
+        log.warning("telemetry ignored: %s", exc)
+        track = None
+    if track is None:
+        return await analyse_recording(chapters, ffmpeg=ffmpeg, config=cfg)
+    telemetry = await trio.to_thread.run_sync(analyse_altitude, track, telemetry_config)
+    try:
+        levels, duration = await decode_levels(chapters, ffmpeg=ffmpeg, config=cfg)
+    except AnalysisError:
+        if not telemetry.freefalls:
+            raise
+        return await trio.to_thread.run_sync(fuse, None, track.duration, telemetry, cfg)
+    return await trio.to_thread.run_sync(fuse, levels, duration, telemetry, cfg)
 
 
 def facts(result: RecordingResult) -> RecordingFacts:
