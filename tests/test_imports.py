@@ -449,9 +449,14 @@ async def test_cancel_pending_and_running_batches_and_a_failing_copy(
     for n in range(1, 9):  # analysis of a few seconds: time to cancel it while it runs
         make_plain_clip(g / f"GH01000{n}.MP4", seconds=6, size="320x240")
     running = (await http.post("/api/imports", json={"path": str(slow)})).json()
-    # One batch runs per instance (the oldest first): these two wait.
+    # One batch runs per instance (the oldest first): these two wait. Each has its own
+    # card: a second import of a card a live batch reads answers that batch.
+    shutil.copytree(roots / "card1", roots / "card1b", copy_function=shutil.copy2)
     queued = (await http.post("/api/imports", json={"path": str(roots / "card1")})).json()
-    failing = (await http.post("/api/imports", json={"path": str(roots / "card1")})).json()
+    failing = (await http.post("/api/imports", json={"path": str(roots / "card1b")})).json()
+    assert queued["reused"] is None and failing["reused"] is None
+    same = (await http.post("/api/imports", json={"path": str(roots / "card1")})).json()
+    assert same["uuid"] == queued["uuid"] and same["reused"] == "running"
     # The second file of `failing` cannot be written (its temporary name is taken by a
     # folder): the copy breaks off after one complete file, as when a card is pulled.
     trap = app.storage.input / failing["uuid"] / "100GOPRO" / ".GH010002.MP4.partial"
@@ -459,9 +464,9 @@ async def test_cancel_pending_and_running_batches_and_a_failing_copy(
 
     async def active() -> bool:
         body = (await http.get(f"/api/imports/{running['uuid']}")).json()
-        return body["status"] in {"copying", "analyzing"}
+        return body["status"] == "analyzing"  # copied: its folder holds the card's files
 
-    await wait_for(active, "the first batch to run")
+    await wait_for(active, "the first batch to analyse")
     answer = await http.post(f"/api/imports/{queued['uuid']}/cancel")
     assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
     answer = await http.post(f"/api/imports/{running['uuid']}/cancel")
@@ -475,16 +480,21 @@ async def test_cancel_pending_and_running_batches_and_a_failing_copy(
     assert broken["status"] == "error", broken
     assert "GH010002.MP4" in broken["error_message"]
     assert "after 1 complete files" in broken["error_message"]
-    assert broken["copied_files"] == 1
+    assert "re-insert the card" in broken["error_message"]
+    assert f"/api/imports/{failing['uuid']}/retry" in broken["error_message"]
+    assert broken["copied_files"] == 1 and broken["copy_completed_at"] is None
     assert [c["source_path"] for c in broken["copied"]] == ["100GOPRO/GH010001.MP4"]
     kept = sorted(p.name for p in trap.parent.iterdir())
     assert kept == [".GH010002.MP4.partial", "GH010001.MP4"]  # no partial file under a final name
 
-    # The cancelled card imports again, copying nothing it already has.
+    # The cancelled card inserted again: its batch (which owns the copied files) is
+    # retried, copying nothing it already has, instead of a new batch finding nothing.
     retry = (await http.post("/api/imports", json={"path": str(slow)})).json()
+    assert retry["uuid"] == running["uuid"] and retry["reused"] == "retried"
     final = await finished(http, retry["uuid"])
     assert final["status"] in {"resolved", "needs_manual"}
-    assert final["copied_files"] + final["skipped_files"] == 8
+    assert final["copied_files"] == 8 and final["skipped_files"] == 0
+    assert final["total_files"] == final["analyzed_files"] == 8
 
 
 def test_settings_parse_import_roots() -> None:

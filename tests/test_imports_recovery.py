@@ -1,9 +1,14 @@
 """A service killed (SIGKILL) in the middle of an import: the next start resumes the batch
-without copying a file twice. Real service processes (``python -m stinercut_svc serve``)."""
+without copying a file twice. Real service processes (``python -m stinercut_svc serve``).
+
+The card is pulled while the service is down (the usual case: the filmer takes it back
+once the copy is done). The batch's copy had finished (``copy_completed_at``), so the
+restarted service goes straight to the analysis and never looks for the card."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -49,7 +54,7 @@ def identities(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-async def test_sigkill_mid_import_resumes_without_copying_again(
+async def test_sigkill_mid_import_resumes_without_the_card_and_without_copying_again(
     tmp_path: Path, database_url: str
 ) -> None:
     roots = tmp_path / "media"
@@ -72,17 +77,22 @@ async def test_sigkill_mid_import_resumes_without_copying_again(
     folder = shared / "input" / uuid
     before = identities(folder)
     assert len(before) == 6
+    shutil.rmtree(card)  # the card is gone before the service is back
 
     engine = create_engine(normalise_database_url(database_url))
     with engine.connect() as conn:
         row = conn.execute(
-            select(ImportBatch.status, ImportBatch.claimed_by).where(ImportBatch.uuid == uuid)
+            select(ImportBatch.status, ImportBatch.claimed_by, ImportBatch.copy_completed_at).where(
+                ImportBatch.uuid == uuid
+            )
         ).one()
         assert row.status.value == "analyzing" and row.claimed_by  # left behind by the dead one
+        assert row.copy_completed_at is not None
 
     async with serve_in_child(log_path=tmp_path / "second.log", **env) as (url, _):
         done = await poll(url, uuid, {"resolved", "needs_manual", "error", "cancelled"})
     assert done["status"] == "needs_manual", done  # no QR on this card
+    assert done["error_message"] is None
     assert done["interruptions"] == 1
     assert done["copied_files"] == 6 and done["total_files"] == done["analyzed_files"] == 6
     assert identities(folder) == before  # nothing copied twice

@@ -101,6 +101,7 @@ ROUTE_ROLES: Final[dict[tuple[str, str], Access]] = {
     ("POST", "/api/imports"): OPERATOR,
     ("GET", "/api/imports/<uuid>"): VIEWER,
     ("POST", "/api/imports/<uuid>/cancel"): OPERATOR,
+    ("POST", "/api/imports/<uuid>/retry"): OPERATOR,
     ("GET", "/api/imports/<uuid>/jumps"): VIEWER,
     ("GET", "/api/jumps/<uuid>"): VIEWER,
     ("POST", "/api/jumps/<uuid>/assign"): OPERATOR,

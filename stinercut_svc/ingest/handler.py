@@ -4,7 +4,8 @@ One batch, in its own cancel scope (:mod:`stinercut_svc.jobs.supervisor`)::
 
     claim (pending → copying | analyzing)
      └─ copy      card → input/<uuid>/, only files no imported_file row knows;
-     │            each complete file recorded at once (a restart copies the rest)
+     │            each complete file recorded at once (a restart copies the rest);
+     │            its end recorded (``copy_completed_at``): never read the card again
      └─ probe     ffprobe facts per file (duration, size, codec, fps)
      └─ analyse   per recording: QR (every 0.5 s over the first 5 s, on the LRV
      │            proxy when there is one), freefall from the audio; resolve jumps
@@ -15,12 +16,16 @@ Why the batch row is the queue: it survives the process. A batch whose instance
 dies is found by another (stale heartbeat, or a dead owner process on this host)
 and put back to ``pending``; its copy then plans against the ``imported_file``
 rows already written, so nothing is copied twice, and the analysis, whose rows
-are upserts, simply runs again.
+are upserts, simply runs again. A batch whose copy had finished resumes straight
+into analysis: the card is not needed (and is usually back in the camera).
 
-Endings: a pulled card (or a read error) ends the batch ``error`` naming the
-file and how many were complete (their rows stay: re-inserting the card copies
-the rest into a new batch); a user cancel ends it ``cancelled``; shutdown puts it
-back to ``pending``. Progress and results go out as the original's
+Endings: a pulled card (or a read error) ends the batch ``error`` naming how many
+files were complete and what to do: re-insert the card (the same batch is reused
+and copies the rest, :func:`~stinercut_svc.services.imports.start_folder_import`)
+or retry without it (``POST /api/imports/{uuid}/retry {"skip_copy": true}``). Its
+copied files are known, so no other batch would copy them: this batch must finish
+them. A user cancel ends it ``cancelled`` (retryable the same ways); shutdown puts
+it back to ``pending``. Progress and results go out as the original's
 ``videofile:*`` events (:mod:`.service`) to the frontend.
 """
 
@@ -42,6 +47,7 @@ from ..media import qr
 from ..media.probe import ProbeError, probe
 from ..media.runner import ToolError, ToolMissingError
 from ..media.thumbnail import ThumbnailError, make_thumbnail
+from ..models import utcnow
 from ..models.ingest import BatchStatus, SourceKind
 from ..services import imports
 from .card import CardError, Recording, scan_card
@@ -105,6 +111,10 @@ def app_hooks(app: StinercutApp) -> IngestHooks:
 def import_kind(app: StinercutApp) -> Callable[[Services], ImportHandler]:
     """The supervisor kind factory for ``app`` (see :func:`.supervisor.kinds`)."""
     return lambda services: ImportHandler(services, app_hooks(app))
+
+
+class _CardGone(Exception):
+    """The card cannot be read before (or while) copying; the message says what was done."""
 
 
 class _Lost(Exception):
@@ -175,7 +185,7 @@ class ImportHandler:
         folder = self.services.storage.input / ref.uuid
         log.info("import %s: started (%s)", ref.uuid, ref.source_kind.value)
         try:
-            if ref.source_kind is SourceKind.CARD:
+            if ref.copy:
                 await self._copy(job, folder)
             if not await trio.to_thread.run_sync(_has_videos, folder):
                 await self._nothing_to_analyse(job)
@@ -183,12 +193,10 @@ class ImportHandler:
             await self._analyse(job, folder)
         except _Lost:
             log.warning("import %s: the batch was taken away from this instance", ref.uuid)
-        except CardError as exc:
-            await self._fail(job, f"card unusable: {exc}")
-        except imports.ImportsError as exc:  # the folder went away or left the roots
-            await self._fail(job, f"card unusable: {exc.message}")
-        except CopyInterrupted as exc:
-            await self._fail(job, f"copy interrupted (card pulled?): {exc}")
+        except _CardGone as exc:
+            await self._fail(job, str(exc))
+        except CardError as exc:  # the batch folder itself (input/<uuid>) is unreadable
+            await self._fail(job, f"batch folder unusable: {exc}")
         except ToolMissingError as exc:
             await self._fail(job, f"media tools missing: {exc}")
         except Exception as exc:
@@ -204,10 +212,14 @@ class ImportHandler:
 
     async def _copy(self, job: RunningJob, folder: Path) -> None:
         ref: imports.BatchRef = job.ref
-        assert ref.mount_path is not None
-        card = await trio.to_thread.run_sync(
-            imports.check_import_path, self.services.settings.import_roots, ref.mount_path
-        )
+        try:
+            if ref.mount_path is None:
+                raise imports.ImportPathInvalid("the batch has no card folder")
+            card = await trio.to_thread.run_sync(
+                imports.check_import_path, self.services.settings.import_roots, ref.mount_path
+            )
+        except imports.ImportsError as exc:  # the folder went away or left the roots
+            raise await self._card_gone(job, f"card unusable: {exc.message}") from None
         known = await self.services.db.run(known_files)
         storage = self.services.storage
 
@@ -225,20 +237,37 @@ class ImportHandler:
             outcome = await copy_card(
                 card, folder, known, batch_uuid=ref.uuid, publish=self._publish, on_file=on_file
             )
-        except CopyInterrupted:
-            files, size = await self.services.db.run(partial(copy_counts, batch_id=ref.id))
-            await self._update(job, copied_files=files, copied_bytes=size)
-            raise
+        except CardError as exc:
+            raise await self._card_gone(job, f"card unusable: {exc}") from None
+        except CopyInterrupted as exc:
+            raise await self._card_gone(job, f"copy interrupted (card pulled?): {exc}") from None
         files, size = await self.services.db.run(partial(copy_counts, batch_id=ref.id))
         on_card = len(outcome.scan.videos) + len(outcome.scan.proxies)
+        # From here on the card is not needed: a restart or retry goes straight to analysis.
         await self._update(
             job,
             status=BatchStatus.ANALYZING,
             copied_files=files,
             copied_bytes=size,
             total_bytes=sum(f.size for f in (*outcome.scan.videos, *outcome.scan.proxies)),
-            skipped_files=on_card - files,
+            skipped_files=max(on_card - files, 0),
+            copy_completed_at=utcnow(),
         )
+
+    async def _card_gone(self, job: RunningJob, why: str) -> _CardGone:
+        """The copy cannot go on: record what was copied and say how to finish the batch."""
+        ref: imports.BatchRef = job.ref
+        files, size = await self.services.db.run(partial(copy_counts, batch_id=ref.id))
+        await self._update(job, copied_files=files, copied_bytes=size)
+        advice = (
+            f"{files} file(s) of the card were copied before it stopped; re-insert the card "
+            f"to copy the rest into this batch, or retry without the card "
+            f'(POST /api/imports/{ref.uuid}/retry {{"skip_copy": true}}) to analyse the '
+            f"{files} copied"
+            if files
+            else "no file was copied; re-insert the card to import it"
+        )
+        return _CardGone(f"{why} — {advice}")
 
     async def _nothing_to_analyse(self, job: RunningJob) -> None:
         ref: imports.BatchRef = job.ref

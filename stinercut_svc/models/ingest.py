@@ -180,6 +180,11 @@ class ImportBatch(Base):
     cancel_requested: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false()
     )
+    # Added by migration 0012: the copy phase is over (every file of the card copied, or
+    # an operator's retry chose to go on with what was copied). A batch put back to
+    # ``pending`` with this set resumes straight into analysis without reading the
+    # card, which may be gone by then; re-inserting the card clears it.
+    copy_completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     files: Mapped[list[VideoFile]] = relationship(
         back_populates="batch", cascade="all, delete-orphan", passive_deletes=True
@@ -214,6 +219,7 @@ class ImportBatch(Base):
             "started_at": isoformat(self.started_at),
             "interruptions": self.interruptions,
             "cancel_requested": self.cancel_requested,
+            "copy_completed_at": isoformat(self.copy_completed_at),
         }
 
 

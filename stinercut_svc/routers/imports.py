@@ -7,8 +7,16 @@
   symlink) → 403 ``path_not_allowed``; not an existing folder → 422 ``invalid_path``.
 * ``GET /api/imports`` (newest first, ``limit``/``offset``), ``GET /api/imports/{uuid}``
   (the batch with its counts, copied files, analysed files and jumps).
+  When the card already belongs to a batch, that batch answers instead of a new
+  one (``reused``): ``"running"`` — a live batch reads this card already;
+  ``"retried"`` — a batch that ended ``error``/``cancelled`` holds its files and is
+  retried (re-inserting a pulled card finishes its batch).
 * ``POST /api/imports/{uuid}/cancel`` — a pending batch is cancelled at once (200);
   a running one is flagged and stopped by whichever instance runs it (202).
+* ``POST /api/imports/{uuid}/retry`` (body optional: ``{"skip_copy": bool}``) — an
+  ``error``/``cancelled`` batch back to ``pending`` (202): it copies what its card
+  still holds (card mounted, no ``skip_copy``) and analyses its folder. Any other
+  status → 409 ``import_not_retryable``.
 
 The jumps' own routes (assign, split, merge, confirm) are in :mod:`.jumps`.
 """
@@ -18,11 +26,18 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from pydantic import BaseModel, Field
-from quart import Blueprint
-from quart_schema import document_response, validate_querystring, validate_request
+from pydantic import BaseModel, Field, ValidationError
+from quart import Blueprint, request
+from quart_schema import (
+    RequestSchemaValidationError,
+    document_request,
+    document_response,
+    validate_querystring,
+    validate_request,
+)
 
 from ..context import current
+from ..errors import ApiError
 from ..openapi import StrictModel
 from ..services import imports
 from .docs import errors
@@ -63,6 +78,21 @@ class BatchOut(BaseModel):
     source_kind: str | None = Field(description="card (copied by the service) or input")
 
 
+class StartedOut(BatchOut):
+    reused: str | None = Field(
+        default=None,
+        description="null: a new batch; running: the live batch already reading this card; "
+        "retried: the error/cancelled batch holding this card's files, retried",
+    )
+
+
+class RetryIn(StrictModel):
+    skip_copy: bool = Field(
+        default=False,
+        description="analyse what was copied without reading the card for the rest",
+    )
+
+
 class BatchPage(BaseModel):
     imports: list[BatchOut]
     total: int
@@ -79,10 +109,10 @@ class BatchDetailOut(BatchOut):
 
 @blueprint.post("/api/imports")
 @validate_request(ImportIn)
-@document_response(BatchOut, 202)
+@document_response(StartedOut, 202)
 @errors(400, 403, 409, 422)
 async def start_import(data: ImportIn) -> tuple[dict[str, Any], int]:
-    """Import a folder under IMPORT_ROOTS: 202 with the pending batch."""
+    """Import a folder under IMPORT_ROOTS: 202 with the pending (or reused) batch."""
     return await imports.start_folder_import(current(), data.path), 202
 
 
@@ -118,3 +148,30 @@ async def cancel_import(uuid: str) -> tuple[dict[str, Any], int]:
         return outcome.batch, 200
     app.supervisor.cancel_local(outcome.batch["uuid"])
     return outcome.batch, 202
+
+
+@blueprint.post("/api/imports/<uuid>/retry")
+@document_request(RetryIn)
+@document_response(BatchOut, 202)
+@errors(400, 404, 409, 422)
+async def retry_import(uuid: str) -> tuple[dict[str, Any], int]:
+    """Retry a batch that ended in error or was cancelled: 202 with it, pending again.
+
+    The body is optional; ``skip_copy`` analyses what was copied without the card."""
+    body = await _retry_body()
+    try:
+        row = await imports.retry_import(current(), parse_uuid(uuid), skip_copy=body.skip_copy)
+    except imports.BatchNotRetryable as exc:
+        # Mapped here until errors.py lists it (asked for in notes/chat.md).
+        raise ApiError(409, exc.message, code="import_not_retryable", details=exc.details) from None
+    return row, 202
+
+
+async def _retry_body() -> RetryIn:
+    raw = await request.get_data(as_text=False)
+    if not raw.strip():
+        return RetryIn()
+    try:
+        return RetryIn.model_validate(await request.get_json(force=True))
+    except ValidationError as exc:
+        raise RequestSchemaValidationError(exc) from None

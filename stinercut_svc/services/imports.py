@@ -6,7 +6,19 @@ by one service instance (``claimed_by``, ``heartbeat_at``), run by the superviso
 import handler (:mod:`stinercut_svc.ingest.handler`), and recovered by another
 instance when their owner dies (back to ``pending`` once, ``error`` the second
 time). Copying is incremental (``imported_file`` rows), so a recovered batch never
-copies a file twice.
+copies a file twice, and a batch whose copy finished (``copy_completed_at``) resumes
+straight into analysis without reading the card again: the card may be gone.
+
+No file is stranded. A batch that ended ``error`` or ``cancelled`` owns the files it
+copied (its ``imported_file`` rows make them "known", so no later batch copies them
+again); it is therefore the batch that must finish them. Two ways: an operator's
+:func:`retry_batch` (``POST /api/imports/{uuid}/retry``), or re-inserting the card
+(:func:`start_folder_import`): when the card's known files belong to such a batch and
+its folder is still there, that batch is reused and retried instead of a new one
+that would find nothing new (the new detector does the same: it reuses its last
+uuid for a card it saw). The move back to ``pending`` is one conditional UPDATE
+(``WHERE status IN (error, cancelled)``), so a re-insert racing a manual retry
+makes one live batch, never two copying the same card, on SQLite and MariaDB.
 
 Paths are the dangerous part. An import reads a folder of the server's file system,
 so only folders under ``IMPORT_ROOTS`` are accepted, after resolving symlinks (a
@@ -33,6 +45,7 @@ import trio
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
+from ..ingest.card import CardError, scan_card
 from ..jobs import owner as owners
 from ..models import utcnow
 from ..models.base import isoformat
@@ -62,6 +75,9 @@ FINISHED = (
     BatchStatus.ERROR,
     BatchStatus.CANCELLED,
 )
+#: Endings that leave copied files unanalysed: such a batch is retried, never replaced.
+RETRYABLE = (BatchStatus.ERROR, BatchStatus.CANCELLED)
+LIVE_BATCH = (BatchStatus.PENDING, *ACTIVE_BATCH)
 #: Longest ``mount_path`` the column holds.
 MOUNT_PATH_MAX = 255
 
@@ -93,6 +109,10 @@ class BatchNotFound(ImportsError):
 
 class BatchFinished(ImportsError):
     """The batch already ended: nothing to cancel."""
+
+
+class BatchNotRetryable(ImportsError):
+    """Only a batch that ended ``error`` or ``cancelled`` can be retried (409)."""
 
 
 # --- paths ------------------------------------------------------------------------------
@@ -325,6 +345,8 @@ class BatchRef:
     uuid: str
     source_kind: SourceKind
     mount_path: str | None
+    #: Read the card (``mount_path``) first: a card batch whose copy phase is not over.
+    copy: bool = False
 
 
 def _rowcount(result: Any) -> int:
@@ -350,7 +372,9 @@ def claim(session: Session, *, owner: str, running: int, mysql: bool) -> list[Ba
         batch = session.get(ImportBatch, batch_id)
         assert batch is not None
         kind = batch.source_kind or SourceKind.INPUT
-        first = BatchStatus.COPYING if kind is SourceKind.CARD else BatchStatus.ANALYZING
+        # A card whose copy finished is not read again (it may have been pulled since).
+        copy = kind is SourceKind.CARD and batch.copy_completed_at is None
+        first = BatchStatus.COPYING if copy else BatchStatus.ANALYZING
         result = session.execute(
             update(ImportBatch)
             .where(ImportBatch.id == batch_id, ImportBatch.status == BatchStatus.PENDING)
@@ -367,7 +391,7 @@ def claim(session: Session, *, owner: str, running: int, mysql: bool) -> list[Ba
         )
         if _rowcount(result) != 1:
             continue  # another instance won this one
-        claimed.append(BatchRef(batch.id, batch.uuid, kind, batch.mount_path))
+        claimed.append(BatchRef(batch.id, batch.uuid, kind, batch.mount_path, copy))
     return claimed
 
 
@@ -544,11 +568,207 @@ _UUID_RE = re.compile(r"^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$")
 
 
 async def start_folder_import(app: StinercutApp, raw_path: str) -> dict[str, Any]:
-    """A ``pending`` batch copying the folder ``raw_path`` (checked against the roots)."""
+    """The batch that imports the folder ``raw_path`` (checked against the roots).
+
+    Usually a new ``pending`` batch. But when a live batch already reads this card
+    (same folder, or the card's known files are its files), that batch is answered
+    (``reused: "running"``): never two batches copying one card. And when the card's
+    known files belong to a batch that ended ``error``/``cancelled`` whose folder is
+    still in storage, that batch is retried (``reused: "retried"``): it copies what
+    the card holds that no batch has and analyses its whole folder. The answer's
+    ``reused`` key is ``null`` for a new batch.
+    """
     real = await trio.to_thread.run_sync(check_import_path, app.settings.import_roots, raw_path)
-    row, _ = await app.db.run(
-        partial(create_batch, source_kind=SourceKind.CARD, mount_path=str(real))
+    mount = str(real)
+    identities = await trio.to_thread.run_sync(_card_identities, real)
+    input_root = app.storage.input
+    for _ in range(3):  # a candidate that changed under us is looked up again
+        found = await app.db.run(partial(find_card_batch, mount_path=mount, identities=identities))
+        if found is None:
+            break
+        batch_id, status = found
+        if status in LIVE_BATCH:
+            live = await app.db.run(partial(_row, batch_id=batch_id))
+            if live is not None and live["status"] in LIVE_BATCH:
+                log.info(
+                    "import of %s: batch %s is already %s", mount, live["uuid"], live["status"]
+                )
+                return {**live, "reused": "running"}
+            continue
+        uuid = await app.db.run(partial(_uuid_of, batch_id=batch_id))
+        if uuid is None or not await trio.to_thread.run_sync((input_root / uuid).is_dir):
+            break  # its files are gone from storage: nothing to finish, a new batch
+        reopened = await app.db.run(partial(reopen, batch_id=batch_id, mount_path=mount))
+        if reopened is None:
+            continue  # a manual retry (or another insert) won: look again
+        log.info("import of %s: re-inserted card, batch %s retried", mount, reopened["uuid"])
+        await _announce(app, reopened)
+        return {**reopened, "reused": "retried"}
+    row, _ = await app.db.run(partial(create_batch, source_kind=SourceKind.CARD, mount_path=mount))
+    await _announce(app, row)
+    return {**row, "reused": None}
+
+
+def _card_identities(card: Path) -> list[tuple[str, int, int]]:
+    """(relative, size, mtime_ns) of the card's copyable files; none when unreadable
+    (the batch then reports why when it runs). Blocking: a worker thread."""
+    try:
+        scan = scan_card(card)
+    except CardError:
+        return []
+    return [(f.relative, f.size, f.mtime_ns) for f in (*scan.videos, *scan.proxies)]
+
+
+def find_card_batch(
+    session: Session, *, mount_path: str, identities: Sequence[tuple[str, int, int]]
+) -> tuple[int, BatchStatus] | None:
+    """The batch a card being inserted belongs to, if any: ``(id, status)``.
+
+    First a live card batch of the same folder or holding any of the card's files;
+    else the ``error``/``cancelled`` batch holding the most of them (newest on a
+    tie). Files are matched by (name, size, mtime) as the copy planner does.
+    """
+    live = session.scalars(
+        select(ImportBatch.id)
+        .where(
+            ImportBatch.status.in_(LIVE_BATCH),
+            ImportBatch.source_kind == SourceKind.CARD,
+            ImportBatch.mount_path == mount_path,
+        )
+        .order_by(ImportBatch.id)
+        .limit(1)
+    ).first()
+    if live is not None:
+        return live, BatchStatus.PENDING
+    if not identities:
+        return None
+    wanted = set(identities)
+    names = sorted({name for name, _, _ in identities})
+    counts: dict[int, int] = {}
+    for start in range(0, len(names), 500):
+        rows = session.execute(
+            select(
+                ImportedFile.import_batch_id,
+                ImportedFile.source_path,
+                ImportedFile.size_bytes,
+                ImportedFile.mtime_ns,
+            ).where(ImportedFile.source_path.in_(names[start : start + 500]))
+        )
+        for r in rows:
+            if (r.source_path, r.size_bytes, r.mtime_ns) in wanted:
+                counts[r.import_batch_id] = counts.get(r.import_batch_id, 0) + 1
+    if not counts:
+        return None
+    states: dict[int, BatchStatus] = {
+        r.id: r.status
+        for r in session.execute(
+            select(ImportBatch.id, ImportBatch.status).where(ImportBatch.id.in_(list(counts)))
+        )
+    }
+    for batch_id, status in states.items():
+        if status in LIVE_BATCH:
+            return batch_id, status
+    open_ = [b for b, st in states.items() if st in RETRYABLE]
+    if not open_:
+        return None
+    best = max(open_, key=lambda b: (counts[b], b))
+    return best, states[best]
+
+
+def _row(session: Session, *, batch_id: int) -> dict[str, Any] | None:
+    batch = session.get(ImportBatch, batch_id)
+    return None if batch is None else batch.to_api()
+
+
+def _uuid_of(session: Session, *, batch_id: int) -> str | None:
+    return session.scalar(select(ImportBatch.uuid).where(ImportBatch.id == batch_id))
+
+
+def reopen(
+    session: Session,
+    *,
+    batch_id: int,
+    skip_copy: bool = False,
+    mount_path: str | None = None,
+) -> dict[str, Any] | None:
+    """Put an ``error``/``cancelled`` batch back to ``pending``; None if it is not one.
+
+    The conditional UPDATE is the transaction's first statement: it takes the row
+    lock (MariaDB) or the write lock (SQLite) before anything is read, so of two
+    racing reopenings (a manual retry, a re-inserted card) exactly one succeeds.
+    Counters stay (the copied files are still there); the error goes. ``mount_path``
+    (a re-inserted card, possibly mounted elsewhere now) also reopens the copy
+    phase: the card is read again for what it holds that no batch has.
+    ``skip_copy`` closes the copy phase instead: analyse what was copied.
+    """
+    values: dict[str, Any] = {
+        "status": BatchStatus.PENDING,
+        "error_message": None,
+        "finished_at": None,
+        "cancel_requested": False,
+        "interruptions": 0,
+        "claimed_by": None,
+        "heartbeat_at": None,
+        "started_at": None,
+    }
+    if mount_path is not None:
+        values.update(mount_path=mount_path, copy_completed_at=None)
+    if skip_copy:
+        values["copy_completed_at"] = func.coalesce(ImportBatch.copy_completed_at, utcnow())
+    result = session.execute(
+        update(ImportBatch)
+        .where(ImportBatch.id == batch_id, ImportBatch.status.in_(RETRYABLE))
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
+    if _rowcount(result) != 1:
+        return None
+    batch = session.get(ImportBatch, batch_id)
+    assert batch is not None
+    session.refresh(batch)
+    return batch.to_api()
+
+
+def retry_batch(session: Session, *, uuid: str, skip_copy: bool) -> dict[str, Any]:
+    """``POST /api/imports/{uuid}/retry``: an ``error``/``cancelled`` batch back to pending.
+
+    A card batch whose copy had not finished reads its card again for the files
+    still missing (when the card is mounted; when it is not, the batch ends
+    ``error`` saying so); ``skip_copy`` analyses what was copied without the card.
+    A card batch that copied nothing cannot skip its copy: there is nothing to analyse.
+    """
+    batch_id = session.scalar(select(ImportBatch.id).where(ImportBatch.uuid == uuid))
+    if batch_id is None:
+        raise BatchNotFound(f"import {uuid} does not exist", resource="import")
+    if skip_copy:
+        kind, copied = session.execute(
+            select(ImportBatch.source_kind, func.count(ImportedFile.id))
+            .outerjoin(ImportedFile, ImportedFile.import_batch_id == ImportBatch.id)
+            .where(ImportBatch.id == batch_id)
+            .group_by(ImportBatch.id, ImportBatch.source_kind)
+        ).one()
+        if kind is SourceKind.CARD and not copied:
+            raise BatchNotRetryable(
+                f"import {uuid} copied no file: there is nothing to analyse without the card; "
+                "re-insert the card, or retry without skip_copy",
+                skip_copy=True,
+            )
+    row = reopen(session, batch_id=batch_id, skip_copy=skip_copy)
+    if row is None:
+        status = session.scalar(select(ImportBatch.status).where(ImportBatch.id == batch_id))
+        state = "gone" if status is None else status.value
+        raise BatchNotRetryable(
+            f"import {uuid} is {state}: only a batch that ended in error or was cancelled "
+            "can be retried",
+            status=state,
+        )
+    return row
+
+
+async def retry_import(app: StinercutApp, uuid: str, *, skip_copy: bool) -> dict[str, Any]:
+    """Retry a batch (see :func:`retry_batch`), announce it and wake the supervisor."""
+    row = await app.db.run(partial(retry_batch, uuid=uuid, skip_copy=skip_copy))
+    log.info("import %s: retried (skip_copy=%s)", uuid, skip_copy)
     await _announce(app, row)
     return row
 
@@ -603,7 +823,15 @@ async def _on_device_mounted(app: StinercutApp, message: BackendMessage) -> None
             "videofile:analysis_error", {"folder_path": None, "error": exc.message}
         )
         return
-    log.info("device.mounted: import %s started", row["uuid"])
+    if row["reused"] is None:
+        log.info("device.mounted: import %s started", row["uuid"])
+        return
+    # Which batch took the card: the frontend shows it instead of a new, empty one.
+    log.info("device.mounted: import %s reused (%s)", row["uuid"], row["reused"])
+    await app.supervisor.publish(
+        "videofile:batch_reused",
+        {"batch_id": row["uuid"], "reused": row["reused"], "mount_path": row["mount_path"]},
+    )
 
 
 async def _on_copy_completed(app: StinercutApp, message: BackendMessage) -> None:
@@ -623,6 +851,7 @@ async def _on_copy_completed(app: StinercutApp, message: BackendMessage) -> None
 __all__ = [
     "BatchFinished",
     "BatchNotFound",
+    "BatchNotRetryable",
     "BatchRef",
     "CancelOutcome",
     "ImportPathInvalid",
@@ -638,10 +867,14 @@ __all__ = [
     "list_batches",
     "owns",
     "poll",
+    "find_card_batch",
     "recover_stale",
     "release",
+    "reopen",
     "request_cancel",
     "requeue",
+    "retry_batch",
+    "retry_import",
     "start_folder_import",
     "start_input_import",
     "update_owned",
