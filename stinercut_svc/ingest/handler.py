@@ -27,6 +27,10 @@ copied files are known, so no other batch would copy them: this batch must finis
 them. A user cancel ends it ``cancelled`` (retryable the same ways); shutdown puts
 it back to ``pending``. Progress and results go out as the original's
 ``videofile:*`` events (:mod:`.service`) to the frontend.
+
+One setting drives where the landing recording ends: ``INGEST_GROUND_AFTER_LANDING_S``
+is both the resolver's cut (the jump's clip ranges, stored as in/out points here)
+and the project filler's (:mod:`.fill`), so the two always agree.
 """
 
 from __future__ import annotations
@@ -52,12 +56,13 @@ from ..models.ingest import BatchStatus, SourceKind
 from ..services import imports
 from .card import CardError, Recording, scan_card
 from .copy import CopiedFile, CopyInterrupted
-from .resolve import QrSighting
+from .resolve import QrSighting, ResolveConfig
 from .service import BatchAnalysis, analyse_folder, copy_card
 from .store import FileFacts, StoredBatch, copy_counts, known_files, mark_empty, record_copied
 from .store import store_analysis as store_rows
 
 if TYPE_CHECKING:
+    from ..config import Settings
     from ..context import StinercutApp
     from ..jobs.supervisor import RowState, RunningJob, Services
 
@@ -111,6 +116,12 @@ def app_hooks(app: StinercutApp) -> IngestHooks:
 def import_kind(app: StinercutApp) -> Callable[[Services], ImportHandler]:
     """The supervisor kind factory for ``app`` (see :func:`.supervisor.kinds`)."""
     return lambda services: ImportHandler(services, app_hooks(app))
+
+
+def resolve_config(settings: Settings) -> ResolveConfig:
+    """The resolver's settings: the landing cut is ``INGEST_GROUND_AFTER_LANDING_S``, the
+    same value the project filler uses (``services.jumps.fill_config``)."""
+    return ResolveConfig(ground_after_limit_s=settings.ingest_ground_after_landing_s)
 
 
 class _CardGone(Exception):
@@ -320,6 +331,7 @@ class ImportHandler:
             read_qr=partial(self._read_qr, facts=facts),
             ffmpeg=self.services.settings.ffmpeg,
             ffprobe=self.services.settings.ffprobe,
+            resolve_config=resolve_config(self.services.settings),
         )
         thumbs = await self._thumbnails(ref.uuid, analysis, facts)
         proxies_root = self.services.storage.relative(folder)
@@ -542,4 +554,4 @@ def _has_videos(folder: Path) -> bool:
         return False
 
 
-__all__ = ["QR_TIMES", "ImportHandler", "IngestHooks", "app_hooks", "import_kind"]
+__all__ = ["QR_TIMES", "ImportHandler", "IngestHooks", "app_hooks", "import_kind", "resolve_config"]
