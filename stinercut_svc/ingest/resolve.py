@@ -77,6 +77,11 @@ class RecordingFacts:
 
 @attrs.frozen
 class ResolveConfig:
+    """Tuning of the edit. The service never uses the defaults for the landing cut: the
+    import handler passes ``INGEST_GROUND_AFTER_LANDING_S`` as ``ground_after_limit_s``
+    (:func:`stinercut_svc.ingest.handler.resolve_config`), the value the project filler
+    uses too, so a jump's clips and the customer's timeline end at the same moment."""
+
     ground_after_limit_s: float = 30.0
     qr_margin_s: float = 0.5
     min_clip_s: float = 1.0
