@@ -8,6 +8,12 @@ factor per core whatever else the machine runs; wall time is printed beside it. 
 baseline in the same run is a full decode of the same file's video
 (``ffmpeg -i clip -map 0:v -f null -``), what a frame-looking analysis would pay.
 
+Then a GoPro telemetry track (``gpmd``, GPS5 at 18 Hz, a jump's altitude with the exit
+at the wind's start; ``tests/support/gpmf.py``) is added to the same clip and
+``stinercut_svc.ingest.service.analyse_jump`` (sound + telemetry, fused) is timed the
+same way, with the telemetry read on its own (``read_altitude_track``: moov, sample
+table and payloads, no decoding).
+
     .venv/bin/python bench/ingest_analysis.py [--seconds 60] [--repeats 3]
 """
 
@@ -28,7 +34,10 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stinercut_svc.ingest.freefall import analyse_recording  # noqa: E402
+from stinercut_svc.ingest.service import analyse_jump  # noqa: E402
+from stinercut_svc.ingest.telemetry import analyse_altitude, read_altitude_track  # noqa: E402
 from tests.support.cards import make_jump_clip  # noqa: E402
+from tests.support.gpmf import inject_gpmd, jump_profile, payloads_from_profile  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -88,6 +97,43 @@ def main() -> None:
             f"realtime x{args.seconds / fw:7.1f} wall, x{args.seconds / fc:7.1f} per core"
         )
         print(f"  analysis is {fc / oc:.1f}x cheaper in CPU than decoding the frames")
+        with_telemetry(clip, args.seconds, ff_start, args.repeats)
+
+
+def with_telemetry(clip: Path, seconds: float, ff_start: float, repeats: int) -> None:
+    """The same clip with a gpmd track: fused analysis and the telemetry read alone."""
+    jump = jump_profile(
+        seconds=seconds, exit_at=ff_start, exit_altitude=2400.0, freefall_s=30.0, ground=400.0
+    )
+    payloads = payloads_from_profile(jump.altitude, start=0.0, seconds=int(seconds), noise_m=1.0)
+    inject_gpmd(clip, payloads)
+    fused: list[tuple[float, float]] = []
+    reads: list[float] = []
+    found = None
+    for _ in range(repeats):
+        wall, cpu, found = measure(lambda: trio.run(analyse_jump, [clip]))
+        fused.append((wall, cpu))
+        wall, _, _ = measure(lambda: read_altitude_track([clip]))
+        reads.append(wall)
+    fw, fc = (statistics.median(x) for x in zip(*fused, strict=True))
+    track = read_altitude_track([clip])
+    assert track is not None
+    start = time.perf_counter()
+    analyse_altitude(track)
+    detect_wall = time.perf_counter() - start
+    print(
+        f"with a gpmd track ({len(payloads)} payloads, {track.size} GPS samples, "
+        f"{sum(map(len, payloads)) / 1e3:.0f} KB):"
+    )
+    print(f"freefall found: {found.freefalls}  (true: {jump.exit:.1f}..{jump.deploy:.1f})")  # type: ignore[attr-defined]
+    print(
+        f"  sound+telemetry  : wall {fw:6.2f} s  cpu {fc:6.2f} s  "
+        f"realtime x{seconds / fw:7.1f} wall, x{seconds / fc:7.1f} per core"
+    )
+    print(
+        f"  telemetry read   : {statistics.median(reads) * 1e3:6.1f} ms (median of {repeats}), "
+        f"altitude detection {detect_wall * 1e3:.1f} ms"
+    )
 
 
 if __name__ == "__main__":
