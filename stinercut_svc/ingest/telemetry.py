@@ -392,7 +392,7 @@ def iter_klv(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Kl
         key = data[pos : pos + 4]
         if key == b"\0\0\0\0":
             return  # padding at the end of a payload
-        if not all(48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 for c in key):
+        if not all(32 <= c <= 126 for c in key):
             raise TelemetryError(f"GPMF: {key!r} is not a FourCC (garbage payload)")
         kind, size, repeat = struct.unpack_from(">BBH", data, pos + 4)
         length = size * repeat
@@ -537,6 +537,9 @@ def read_altitude_track(chapters: Sequence[Path]) -> AltitudeTrack | None:
                 groups = parse_gps(payload)
             except TelemetryError as exc:
                 raise TelemetryError(f"{chapter.name} at {start:.1f} s: {exc}") from exc
+            if any(g.stream == "GPS9" for g in groups):
+                # HERO11+ may write GPS5 beside GPS9: the same fixes, fewer facts.
+                groups = [g for g in groups if g.stream == "GPS9"]
             for rows in groups:
                 n = rows.altitudes.size
                 keep = (rows.fix >= GpsFix.FIX_2D) & np.isfinite(rows.altitudes)
