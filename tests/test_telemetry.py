@@ -60,6 +60,7 @@ from tests.support.gpmf import (
     top_level_boxes,
 )
 from tests.support.media import ffmpeg, make_clip
+from tests.support.processes import media_children
 from tests.support.qr import make_qr_clip
 from tests.support.server import running_server
 
@@ -193,6 +194,16 @@ def test_gps5_and_gps9_round_trip_with_scal_and_fix() -> None:
     (rows,) = parse_gps(single + klv(b"DEVC", 0, 4, len(strm) // 4, strm))
     assert rows.altitudes.tolist() == [3.5]
     assert rows.fix.tolist() == [0]  # no GPSF: no fix known, so the reader drops it
+
+
+def test_gps9_wins_over_gps5_in_the_same_payload(tmp_path: Path) -> None:
+    clip = make_plain_clip(tmp_path / "both.mp4", seconds=4)
+    gps5 = [GpsSample(altitude=1000.0, fix=3)] * 10
+    gps9 = [GpsSample(altitude=2000.0, fix=3)] * 18
+    inject_gpmd(clip, [gps_payload(gps5) + gps_payload(gps9, stream="GPS9")] * 4)
+    track = read_altitude_track([clip])
+    assert track is not None and track.streams == ("GPS9",)
+    assert track.size == 4 * 18 and set(track.altitudes.tolist()) == {2000.0}
 
 
 def _all_items(payload: bytes) -> list[Any]:
@@ -546,3 +557,10 @@ async def test_import_of_a_muted_gopro_jump_resolves_from_telemetry(
     assert ff2[2] == pytest.approx(PROFILE.deploy - 50.0, abs=TOLERANCE_S)
     assert [s[0] for s in stored["GX010002.MP4"]] == ["flight", "freefall"]
     assert [s[0] for s in stored["GX020002.MP4"]] == ["freefall", "canopy", "ground_after"]
+
+
+async def test_cancelling_a_fused_analysis_leaves_no_ffmpeg(clips: dict[str, Any]) -> None:
+    with trio.move_on_after(0.05) as scope:
+        await analyse_jump([clips["agree"]] * 20)
+    assert scope.cancelled_caught
+    assert media_children("ffmpeg") == []
