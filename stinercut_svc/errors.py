@@ -48,6 +48,7 @@ from .services import shares
 from .services.imports import (
     BatchFinished,
     BatchNotFound,
+    BatchNotRetryable,
     ImportPathInvalid,
     ImportPathRefused,
     ImportsDisabled,
@@ -83,6 +84,7 @@ _IMPORTS_ERRORS: dict[type[ImportsError], tuple[int, str]] = {
     ImportPathInvalid: (422, "invalid_path"),
     BatchNotFound: (404, "not_found"),
     BatchFinished: (409, "import_finished"),
+    BatchNotRetryable: (409, "import_not_retryable"),
 }
 
 #: Seconds a client is told to wait (``Retry-After``) while the database is down.

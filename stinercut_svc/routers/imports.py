@@ -37,7 +37,6 @@ from quart_schema import (
 )
 
 from ..context import current
-from ..errors import ApiError
 from ..openapi import StrictModel
 from ..services import imports
 from .docs import errors
@@ -159,11 +158,7 @@ async def retry_import(uuid: str) -> tuple[dict[str, Any], int]:
 
     The body is optional; ``skip_copy`` analyses what was copied without the card."""
     body = await _retry_body()
-    try:
-        row = await imports.retry_import(current(), parse_uuid(uuid), skip_copy=body.skip_copy)
-    except imports.BatchNotRetryable as exc:
-        # Mapped here until errors.py lists it (asked for in notes/chat.md).
-        raise ApiError(409, exc.message, code="import_not_retryable", details=exc.details) from None
+    row = await imports.retry_import(current(), parse_uuid(uuid), skip_copy=body.skip_copy)
     return row, 202
 
 
