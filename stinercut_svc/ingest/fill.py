@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Project, Video, utcnow
 from ..models.ingest import Jump, VideoFile, VideoFileSegment, VideoFileStatus
-from .freefall import Phase
+from .phases import Phase
 from .resolve import JumpState, ManualReason, chapter_cuts
 
 #: Storage folder the imported files live in (``input/<batch uuid>/...``); a

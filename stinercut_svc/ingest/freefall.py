@@ -47,7 +47,6 @@ from the altitude when it shows them. Without telemetry nothing of the above cha
 
 from __future__ import annotations
 
-import enum
 import shutil
 from collections.abc import Sequence
 from functools import partial
@@ -60,6 +59,7 @@ import trio
 from numpy.typing import NDArray
 
 from ..media.runner import keep_head, run_streaming
+from .phases import FreefallSource, Phase
 
 if TYPE_CHECKING:
     from .telemetry import TelemetryAnalysis
@@ -74,26 +74,6 @@ FloatArray = NDArray[np.float64]
 
 class AnalysisError(RuntimeError):
     """A recording's audio could not be decoded; the message says why."""
-
-
-class Phase(enum.StrEnum):
-    """``video_file_segment.classification`` values (the original's vocabulary)."""
-
-    QR_CODE = "qr_code"
-    GROUND_BEFORE = "ground_before"
-    FLIGHT = "flight"
-    FREEFALL = "freefall"
-    CANOPY = "canopy"
-    GROUND_AFTER = "ground_after"
-    UNKNOWN = "unknown"
-
-
-class FreefallSource(enum.StrEnum):
-    """Which signal found a freefall."""
-
-    AUDIO = "audio"
-    TELEMETRY = "telemetry"
-    BOTH = "both"
 
 
 @attrs.frozen

@@ -43,7 +43,7 @@ from ..models.ingest import (
     VideoFileStatus,
 )
 from .copy import CopiedFile, KnownFile
-from .freefall import Phase
+from .phases import Phase
 from .resolve import Jump as ResolvedJump
 from .resolve import JumpState, ManualReason
 from .service import BatchAnalysis, RecordingResult

@@ -43,7 +43,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from ..ingest.freefall import Phase
+from ..ingest.phases import Phase
 from ..ingest.resolve import JumpState, ManualReason
 from .base import Base, isoformat, new_uuid, utcnow
 
