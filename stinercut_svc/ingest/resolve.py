@@ -30,6 +30,8 @@ from collections.abc import Sequence
 
 import attrs
 
+from .phases import FreefallSource
+
 
 class JumpState(enum.StrEnum):
     RESOLVED = "resolved"
@@ -59,9 +61,14 @@ class QrSighting:
 
 @attrs.frozen
 class FreefallWindow:
+    """A freefall found in a recording, and the signal that found it (``source``:
+    the sound, the GoPro altitude or both; the sound when a caller does not say,
+    the only signal there was before telemetry)."""
+
     start: float
     end: float
     confidence: float
+    source: FreefallSource = FreefallSource.AUDIO
 
 
 @attrs.frozen
@@ -98,10 +105,14 @@ class Clip:
 
 @attrs.frozen
 class JumpFreefall:
+    """A freefall of the jump: its recording, window, confidence and source (stored on
+    the jump row as ``freefall_source`` so staff see which signal found it)."""
+
     key: str
     start: float
     end: float
     confidence: float
+    source: FreefallSource = FreefallSource.AUDIO
 
 
 @attrs.frozen
@@ -160,7 +171,9 @@ def _continues(groups: list[list[RecordingFacts]], rec: RecordingFacts) -> bool:
 def _judge(sequence: int, group: Sequence[RecordingFacts], cfg: ResolveConfig) -> Jump:
     opener = group[0].qr
     freefalls = tuple(
-        JumpFreefall(r.key, f.start, f.end, f.confidence) for r in group for f in r.freefalls
+        JumpFreefall(r.key, f.start, f.end, f.confidence, f.source)
+        for r in group
+        for f in r.freefalls
     )
     reasons: list[ManualReason] = []
     if opener is None:

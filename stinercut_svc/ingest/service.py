@@ -251,7 +251,9 @@ def facts(result: RecordingResult) -> RecordingFacts:
         qr=result.qr,
         freefalls=()
         if audio is None
-        else tuple(FreefallWindow(f.start, f.end, f.confidence) for f in audio.freefalls),
+        else tuple(
+            FreefallWindow(f.start, f.end, f.confidence, f.source) for f in audio.freefalls
+        ),
         landing=None if audio is None else audio.landing,
     )
 
