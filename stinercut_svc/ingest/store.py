@@ -323,6 +323,7 @@ def _store_jumps(session: Session, batch_id: int, jumps: Sequence[ResolvedJump])
         row.freefall_start = None if freefall is None else freefall.start
         row.freefall_end = None if freefall is None else freefall.end
         row.freefall_confidence = None if freefall is None else freefall.confidence
+        row.freefall_source = None if freefall is None else freefall.source
     session.flush()  # ids for the files' jump_id
     return rows
 

@@ -10,7 +10,8 @@ to the frontend, and an import must never block deleting one.
 
 * ``jump`` — one jump (or the unassigned group) of a batch: its verdict
   (``resolved``/``needs_manual`` and why), the customer's QR code and project, and
-  the freefall window. Assignment is rows, so staff can redo it.
+  the freefall window with the signal that found it (sound, GoPro altitude, both).
+  Assignment is rows, so staff can redo it.
 * ``imported_file`` — one file copied from a card: its identity on the card
   (relative name, size, mtime in ns, quick hash) and where it now lives. Identity
   is kept on the server, never on the card; re-inserting a card is decided from
@@ -43,7 +44,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from ..ingest.phases import Phase
+from ..ingest.phases import FreefallSource, Phase
 from ..ingest.resolve import JumpState, ManualReason
 from .base import Base, isoformat, new_uuid, utcnow
 
@@ -255,6 +256,12 @@ class Jump(Base):
     # last changed it by hand (assign, split, merge).
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     edited_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Added by migration 0013: which signal found the freefall (audio, telemetry, both);
+    # null when unknown (jumps stored before 0013, or a window staff's changes moved,
+    # like ``freefall_confidence``).
+    freefall_source: Mapped[FreefallSource | None] = mapped_column(
+        StrEnumType(FreefallSource, 16), nullable=True
+    )
 
     batch: Mapped[ImportBatch] = relationship(back_populates="jumps")
     files: Mapped[list[VideoFile]] = relationship(back_populates="jump")
