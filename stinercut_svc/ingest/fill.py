@@ -266,6 +266,7 @@ def apply_verdict(jump: Jump, verdict: Verdict) -> None:
         jump.freefall_recording = None
         jump.freefall_start = jump.freefall_end = None
         jump.freefall_confidence = None
+        jump.freefall_source = None
     else:
         key, window = verdict.freefall
         if (jump.freefall_recording, jump.freefall_start, jump.freefall_end) != (
@@ -273,7 +274,9 @@ def apply_verdict(jump: Jump, verdict: Verdict) -> None:
             round(window.start, 3),
             round(window.end, 3),
         ):
-            jump.freefall_confidence = None  # the analysis's confidence was for another window
+            # The analysis's confidence and source were for another window.
+            jump.freefall_confidence = None
+            jump.freefall_source = None
         jump.freefall_recording = key
         jump.freefall_start = round(window.start, 3)
         jump.freefall_end = round(window.end, 3)
