@@ -83,6 +83,11 @@ class FreefallOut(BaseModel):
     start: float
     end: float | None
     confidence: float | None
+    source: Literal["audio", "telemetry", "both"] | None = Field(
+        description="which signal found the freefall: the sound, the GoPro's GPS altitude "
+        "(gpmd track) or both; null when unknown (jumps imported before it was stored, or a "
+        "window that staff's split/merge moved, like confidence)"
+    )
 
 
 class JumpOut(BaseModel):

@@ -229,6 +229,9 @@ def jump_view(
             "start": jump.freefall_start,
             "end": jump.freefall_end,
             "confidence": jump.freefall_confidence,
+            # audio | telemetry | both; null when unknown (stored before 0013, or a
+            # window staff's changes moved, like the confidence)
+            "source": None if jump.freefall_source is None else jump.freefall_source.value,
         }
     return {
         "id": jump.id,
