@@ -174,6 +174,7 @@ async def test_an_imported_jump_says_which_signal_found_its_freefall(
             ]
         )
         one = (await http.get(f"/api/jumps/{listing['jumps'][1]['uuid']}")).json()
+        detail = (await http.get(f"/api/imports/{uuid}")).json()
     assert {k: f["source"] for k, f in found.items()} == {
         HEARD: "audio",
         MUTED: "telemetry",
@@ -185,6 +186,8 @@ async def test_an_imported_jump_says_which_signal_found_its_freefall(
         ("100GOPRO/GX:0006", FreefallSource.BOTH),
     ]
     assert one["freefall"] == found[MUTED]
+    # The batch detail shows the same source per jump.
+    assert [j["freefall"]["source"] for j in detail["jumps"]] == ["audio", "telemetry", "both"]
     for freefall in found.values():
         # Every key staff had before is still there, and the confidence survived the
         # pipeline's own re-judging of the rows (as the source did).

@@ -290,6 +290,7 @@ def batch_detail(session: Session, uuid: str) -> dict[str, Any]:
                 "start": j.freefall_start,
                 "end": j.freefall_end,
                 "confidence": j.freefall_confidence,
+                "source": None if j.freefall_source is None else j.freefall_source.value,
             },
         }
         for j in jumps
