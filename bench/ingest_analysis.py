@@ -10,7 +10,7 @@ baseline in the same run is a full decode of the same file's video
 
 Then a GoPro telemetry track (``gpmd``, GPS5 at 18 Hz, a jump's altitude with the exit
 at the wind's start; ``tests/support/gpmf.py``) is added to the same clip and
-``stinercut_svc.ingest.service.analyse_jump`` (sound + telemetry, fused) is timed the
+``stinercut_svc.ingest.service.analyse_signals`` (sound + telemetry, fused) is timed the
 same way, with the telemetry read on its own (``read_altitude_track``: moov, sample
 table and payloads, no decoding).
 
@@ -34,7 +34,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stinercut_svc.ingest.freefall import analyse_recording  # noqa: E402
-from stinercut_svc.ingest.service import analyse_jump  # noqa: E402
+from stinercut_svc.ingest.service import analyse_signals  # noqa: E402
 from stinercut_svc.ingest.telemetry import analyse_altitude, read_altitude_track  # noqa: E402
 from tests.support.cards import make_jump_clip  # noqa: E402
 from tests.support.gpmf import inject_gpmd, jump_profile, payloads_from_profile  # noqa: E402
@@ -111,7 +111,7 @@ def with_telemetry(clip: Path, seconds: float, ff_start: float, repeats: int) ->
     reads: list[float] = []
     found = None
     for _ in range(repeats):
-        wall, cpu, found = measure(lambda: trio.run(analyse_jump, [clip]))
+        wall, cpu, found = measure(lambda: trio.run(analyse_signals, [clip]))
         fused.append((wall, cpu))
         wall, _, _ = measure(lambda: read_altitude_track([clip]))
         reads.append(wall)

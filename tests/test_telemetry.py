@@ -35,7 +35,7 @@ from stinercut_svc.ingest.freefall import (
     fuse,
 )
 from stinercut_svc.ingest.resolve import JumpState, QrSighting
-from stinercut_svc.ingest.service import analyse_folder, analyse_jump, qr_reader_from
+from stinercut_svc.ingest.service import analyse_folder, analyse_signals, qr_reader_from
 from stinercut_svc.ingest.telemetry import (
     AltitudeTrack,
     TelemetryError,
@@ -328,7 +328,7 @@ async def test_freefall_across_two_chapters_is_one(clips: dict[str, Any]) -> Non
     (ff,) = analyse_altitude(track).freefalls
     assert ff.start == pytest.approx(PROFILE.exit, abs=TOLERANCE_S)
     assert ff.end == pytest.approx(PROFILE.deploy, abs=TOLERANCE_S)
-    result = await analyse_jump(clips["chapters"])
+    result = await analyse_signals(clips["chapters"])
     (fused,) = result.freefalls
     assert fused.source is FreefallSource.BOTH
     assert (fused.start, fused.end) == (ff.start, ff.end)
@@ -336,7 +336,7 @@ async def test_freefall_across_two_chapters_is_one(clips: dict[str, Any]) -> Non
 
 async def test_a_both_signals_agree(clips: dict[str, Any]) -> None:
     heard = await analyse_recording([clips["agree"]])
-    result = await analyse_jump([clips["agree"]])
+    result = await analyse_signals([clips["agree"]])
     (ff,) = result.freefalls
     assert ff.source is FreefallSource.BOTH
     assert ff.start == pytest.approx(PROFILE.exit, abs=TOLERANCE_S)
@@ -354,7 +354,7 @@ async def test_a_both_signals_agree(clips: dict[str, Any]) -> None:
 
 async def test_b_silent_audio_freefall_from_telemetry(clips: dict[str, Any]) -> None:
     assert (await analyse_recording([clips["silent"]])).freefalls == ()  # sound alone: none
-    result = await analyse_jump([clips["silent"]])
+    result = await analyse_signals([clips["silent"]])
     (ff,) = result.freefalls
     assert ff.source is FreefallSource.TELEMETRY
     assert ff.start == pytest.approx(PROFILE.exit, abs=TOLERANCE_S)
@@ -368,7 +368,7 @@ async def test_c_no_gps_fix_keeps_the_sound_result_as_it_was(clips: dict[str, An
     track = await load_altitude_track([clips["nofix"]])
     assert track is not None and track.size == 0  # a track, but not one usable sample
     heard = await analyse_recording([clips["nofix"]])
-    fused = await analyse_jump([clips["nofix"]])
+    fused = await analyse_signals([clips["nofix"]])
     assert fused == heard
     assert [f.source for f in fused.freefalls] == [FreefallSource.AUDIO]
 
@@ -377,7 +377,7 @@ async def test_d_two_loud_stretches_but_one_fall(clips: dict[str, Any]) -> None:
     jump: Jump = clips["door_jump"]
     heard = await analyse_recording([clips["door"]])
     assert len(heard.freefalls) == 2  # the open door roars like a freefall
-    result = await analyse_jump([clips["door"]])
+    result = await analyse_signals([clips["door"]])
     (ff,) = result.freefalls
     assert ff.source is FreefallSource.BOTH
     assert ff.start == pytest.approx(jump.exit, abs=TOLERANCE_S)
@@ -414,7 +414,7 @@ async def test_unreadable_telemetry_falls_back_to_the_sound(
     data[start + 8 : end] = b"\xee" * (end - start - 8)
     garbled = tmp_path / "garbled.mp4"
     garbled.write_bytes(bytes(data))
-    result = await analyse_jump([garbled])
+    result = await analyse_signals([garbled])
     assert result == await analyse_recording([garbled])
     assert [f.source for f in result.freefalls] == [FreefallSource.AUDIO]
 
@@ -467,7 +467,7 @@ async def test_analyse_folder_uses_telemetry(telemetry_card: Path, tmp_path: Pat
 async def test_no_sound_at_all_but_telemetry(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "noaudio.mp4", seconds=150, size="64x36", rate="5", audio=False)
     with_telemetry(clip, PROFILE, seconds=150, seed=12)
-    result = await analyse_jump([clip])
+    result = await analyse_signals([clip])
     (ff,) = result.freefalls
     assert ff.source is FreefallSource.TELEMETRY
     assert ff.start == pytest.approx(PROFILE.exit, abs=TOLERANCE_S)
@@ -561,6 +561,6 @@ async def test_import_of_a_muted_gopro_jump_resolves_from_telemetry(
 
 async def test_cancelling_a_fused_analysis_leaves_no_ffmpeg(clips: dict[str, Any]) -> None:
     with trio.move_on_after(0.05) as scope:
-        await analyse_jump([clips["agree"]] * 20)
+        await analyse_signals([clips["agree"]] * 20)
     assert scope.cancelled_caught
     assert media_children("ffmpeg") == []

@@ -11,7 +11,7 @@ Events use the original's ``videofile:*`` vocabulary (``INGEST_NOTES.md``) plus
 ``videofile:analysis_progress`` (percent, at most one a second, and always 100 at the
 end) that the original planned and never sent.
 
-Freefall per recording (:func:`analyse_jump`): the sound always; GoPro telemetry
+Freefall per recording (:func:`analyse_signals`): the sound always; GoPro telemetry
 (altitude) too when the recording has a ``gpmd`` track, fused by
 :func:`.freefall.fuse`. A recording without telemetry is analysed exactly as by sound
 alone; unreadable telemetry is logged and ignored (the sound still counts).
@@ -175,7 +175,7 @@ async def analyse_folder(
         audio: AudioAnalysis | None = None
         error: str | None = None
         try:
-            audio = await analyse_jump(
+            audio = await analyse_signals(
                 [c.file.path for c in rec.chapters],
                 ffmpeg=ffmpeg,
                 config=freefall_config,
@@ -209,7 +209,7 @@ async def analyse_folder(
     return BatchAnalysis(recordings=tuple(results), jumps=jumps)
 
 
-async def analyse_jump(
+async def analyse_signals(
     chapters: Sequence[Path],
     *,
     ffmpeg: str = "ffmpeg",
