@@ -4,13 +4,18 @@
    ``stinercut_svc.ingest.copy.copy_files`` (temp name, fsync, rename, dir fsync) and
    by ``cp -r`` in the same run, alternating order, medians of ``--repeats``. Ours is
    durable on return; ``cp`` is not, so ``cp`` is also timed followed by ``sync -f``
-   on its destination (the fair baseline). Both read the source from the page cache
-   (it was just written); the destination is on the same disk.
+   on its destination (the fair baseline). The destination is on the same disk.
+   ``--cache warm``: the source is in the page cache (it was just written), so the
+   copy is a memory-to-disk write and ours waits for the disk while ``cp`` does not:
+   this measures the price of durability. ``--cache cold`` (root: the page cache is
+   dropped before every run): the source is read from the disk, as a card is read
+   from its reader, which is the case the import lives in. Default ``both``.
 2. **Re-insert decision** - a card of ``--decide-files`` (200) files already imported:
    scan + grouping + plan (the whole decision "nothing to copy"), and the same after
    every mtime moved by an hour (another reader/time zone: the quick hash decides).
 
     .venv/bin/python bench/ingest_copy.py [--files 8] [--size-mib 128] [--repeats 3]
+                                          [--cache warm|cold|both]
 """
 
 from __future__ import annotations
@@ -51,13 +56,22 @@ def timed_ours(src: Path, dst: Path) -> float:
     return time.perf_counter() - start
 
 
-def bench_copy(work: Path, files: int, size_mib: int, repeats: int) -> None:
+def drop_caches() -> None:
+    """Write back, then drop the page cache (root only): the next read comes from disk."""
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def make_card(work: Path, files: int, size_mib: int) -> Path:
     card = work / "card"
     for n in range(files):
         write_bytes_file(
             card / "DCIM" / "100GOPRO" / f"GX01{n + 1:04d}.MP4", size_mib * MIB, seed=n
         )
-    src = card / "DCIM"
+    return card / "DCIM"
+
+
+def bench_copy(work: Path, src: Path, files: int, size_mib: int, repeats: int, cold: bool) -> None:
     total = files * size_mib * MIB
     subprocess.run(["sync"], check=True)
     ours: list[float] = []
@@ -74,11 +88,14 @@ def bench_copy(work: Path, files: int, size_mib: int, repeats: int) -> None:
         for name, fn, into in runs:
             dest = work / f"dest-{name}-{i}"
             subprocess.run(["sync"], check=True)
+            if cold:
+                drop_caches()
             into.append(fn(dest))
             shutil.rmtree(dest)
     mo, mc, ms = (statistics.median(x) for x in (ours, cp, cp_sync))
     mb = total / 1e6
-    print(f"copy {files} x {size_mib} MiB ({mb:.0f} MB), medians of {repeats}:")
+    where = "cold: source read from disk" if cold else "warm: source in the page cache"
+    print(f"copy {files} x {size_mib} MiB ({mb:.0f} MB), {where}, medians of {repeats}:")
     print(f"  ingest copy_files : {mo:6.2f} s  {mb / mo:7.1f} MB/s  (durable: fsync + rename)")
     print(f"  cp -r             : {mc:6.2f} s  {mb / mc:7.1f} MB/s  (not durable)")
     print(f"  cp -r + sync -f   : {ms:6.2f} s  {mb / ms:7.1f} MB/s")
@@ -121,10 +138,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--decide-files", type=int, default=200)
     parser.add_argument("--dir", type=Path, default=None, help="work folder (default: temp)")
+    parser.add_argument("--cache", choices=("warm", "cold", "both"), default="both")
     args = parser.parse_args()
+    modes = ["warm", "cold"] if args.cache == "both" else [args.cache]
+    if "cold" in modes and os.geteuid() != 0:
+        print("cold runs need root (they drop the page cache): skipped")
+        modes.remove("cold")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         work = Path(tmp)
-        bench_copy(work, args.files, args.size_mib, args.repeats)
+        src = make_card(work, args.files, args.size_mib)
+        for mode in modes:
+            bench_copy(work, src, args.files, args.size_mib, args.repeats, mode == "cold")
         bench_decide(work, args.decide_files)
 
 
