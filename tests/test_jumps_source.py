@@ -41,8 +41,7 @@ from stinercut_svc.models.ingest import Jump
 from tests.support.cards import gopro_folder, make_jump_clip
 from tests.support.gpmf import inject_gpmd, jump_profile, payloads_from_profile
 from tests.support.jump_rows import Chapter, JumpSpec, Rec, add_batch
-from tests.support.media import ffmpeg
-from tests.support.qr import make_qr_clip
+from tests.support.qr import make_gopro_qr_shot
 from tests.support.server import running_server
 
 TOLERANCE_S = 0.5
@@ -79,22 +78,6 @@ def test_resolve_carries_each_freefalls_source() -> None:
 # --- the import: POST /api/imports, then the jump answers --------------------------------
 
 
-def _qr_clip(path: Path, code: str, *, creation_time: str) -> Path:
-    """A GoPro-named QR shot with quiet camera audio."""
-    silent = path.with_name(f"{path.stem}.noaudio.mp4")
-    make_qr_clip(
-        silent, f"Stinercut: {code}", seconds=3, size="320x240", rate="10", gop=10,
-        module_px=4, position=(10, 10),
-    )  # fmt: skip
-    ffmpeg(
-        "-i", str(silent), "-f", "lavfi", "-i", "anoisesrc=d=3:c=pink:a=0.01:r=48000",
-        "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "64k",
-        "-shortest", "-metadata", f"creation_time={creation_time}", "-f", "mp4", str(path),
-    )  # fmt: skip
-    silent.unlink()
-    return path
-
-
 def _with_telemetry(path: Path, *, start: float = 0.0, seconds: int, seed: int) -> None:
     inject_gpmd(
         path,
@@ -114,12 +97,12 @@ def card(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     root = tmp_path_factory.mktemp("source_card")
     g = gopro_folder(root)
-    _qr_clip(g / "GH010001.MP4", HEARD, creation_time="2026-12-01T10:00:00Z")
+    make_gopro_qr_shot(g / "GH010001.MP4", HEARD, creation_time="2026-12-01T10:00:00Z")
     make_jump_clip(
         g / "GX010002.MP4", seconds=150, freefall=(30.0, 40.0),
         creation_time="2026-12-01T10:05:00Z",
     )  # fmt: skip
-    _qr_clip(g / "GH010003.MP4", MUTED, creation_time="2026-12-01T11:00:00Z")
+    make_gopro_qr_shot(g / "GH010003.MP4", MUTED, creation_time="2026-12-01T11:00:00Z")
     c1, c2 = g / "GX010004.MP4", g / "GX020004.MP4"
     make_jump_clip(
         g / "unused.mp4", seconds=150, creation_time="2026-12-01T11:05:00Z",
@@ -128,7 +111,7 @@ def card(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (g / "unused.mp4").unlink(missing_ok=True)
     _with_telemetry(c1, seconds=50, seed=21)
     _with_telemetry(c2, start=50.0, seconds=100, seed=22)
-    _qr_clip(g / "GH010005.MP4", BOTH, creation_time="2026-12-01T12:00:00Z")
+    make_gopro_qr_shot(g / "GH010005.MP4", BOTH, creation_time="2026-12-01T12:00:00Z")
     both = g / "GX010006.MP4"
     make_jump_clip(both, seconds=150, freefall=(30.0, 40.0), creation_time="2026-12-01T12:05:00Z")
     _with_telemetry(both, seconds=150, seed=23)

@@ -61,7 +61,7 @@ from tests.support.gpmf import (
 )
 from tests.support.media import ffmpeg, make_clip
 from tests.support.processes import media_children
-from tests.support.qr import make_qr_clip
+from tests.support.qr import make_gopro_qr_shot
 from tests.support.server import running_server
 
 TOLERANCE_S = 0.5
@@ -482,22 +482,6 @@ async def test_no_sound_at_all_but_telemetry(tmp_path: Path) -> None:
 CUSTOMER = "5a1d7c3e-0b6f-4e8a-9d21-3f4c5b6a7d81"
 
 
-def _qr_clip(path: Path, code: str, *, creation_time: str) -> Path:
-    """A GoPro-named QR shot with quiet camera audio."""
-    silent = path.with_name(f"{path.stem}.noaudio.mp4")
-    make_qr_clip(
-        silent, f"Stinercut: {code}", seconds=3, size="320x240", rate="10", gop=10,
-        module_px=4, position=(10, 10),
-    )  # fmt: skip
-    ffmpeg(
-        "-i", str(silent), "-f", "lavfi", "-i", "anoisesrc=d=3:c=pink:a=0.01:r=48000",
-        "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "64k",
-        "-shortest", "-metadata", f"creation_time={creation_time}", "-f", "mp4", str(path),
-    )  # fmt: skip
-    silent.unlink()
-    return path
-
-
 async def test_import_of_a_muted_gopro_jump_resolves_from_telemetry(
     settings: Settings, telemetry_card: Path, tmp_path: Path
 ) -> None:
@@ -507,7 +491,7 @@ async def test_import_of_a_muted_gopro_jump_resolves_from_telemetry(
     shutil.copytree(telemetry_card, card)
     g = card / "DCIM" / "100GOPRO"
     (g / "GH010001.MP4").unlink()
-    _qr_clip(g / "GH010001.MP4", CUSTOMER, creation_time="2026-12-01T10:00:00Z")
+    make_gopro_qr_shot(g / "GH010001.MP4", CUSTOMER, creation_time="2026-12-01T10:00:00Z")
     app = create_app(attrs.evolve(settings, import_roots=(roots,)))
     async with running_server(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
 

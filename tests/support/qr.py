@@ -67,3 +67,20 @@ def make_qr_clip(
         ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", f"rotate={rotate}", str(path))
         plain.unlink()
     return path
+
+
+def make_gopro_qr_shot(path: Path, code: str, *, creation_time: str) -> Path:
+    """A 3 s camera QR shot of ``Stinercut: <code>`` with quiet camera audio (pink noise
+    at 1 %) and a ``creation_time`` tag, as a GoPro-named recording on a test card."""
+    silent = path.with_name(f"{path.stem}.noaudio.mp4")
+    make_qr_clip(
+        silent, f"Stinercut: {code}", seconds=3, size="320x240", rate="10", gop=10,
+        module_px=4, position=(10, 10),
+    )  # fmt: skip
+    ffmpeg(
+        "-i", str(silent), "-f", "lavfi", "-i", "anoisesrc=d=3:c=pink:a=0.01:r=48000",
+        "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "64k",
+        "-shortest", "-metadata", f"creation_time={creation_time}", "-f", "mp4", str(path),
+    )  # fmt: skip
+    silent.unlink()
+    return path
