@@ -39,7 +39,7 @@ from stinercut_svc.ingest.resolve import (
 from stinercut_svc.models import Project
 from stinercut_svc.models.ingest import Jump
 from tests.support.cards import gopro_folder, make_jump_clip
-from tests.support.gpmf import inject_gpmd, jump_profile, payloads_from_profile
+from tests.support.gpmf import add_telemetry, jump_profile, make_chaptered_telemetry_jump
 from tests.support.jump_rows import Chapter, JumpSpec, Rec, add_batch
 from tests.support.qr import make_gopro_qr_shot
 from tests.support.server import running_server
@@ -78,15 +78,6 @@ def test_resolve_carries_each_freefalls_source() -> None:
 # --- the import: POST /api/imports, then the jump answers --------------------------------
 
 
-def _with_telemetry(path: Path, *, start: float = 0.0, seconds: int, seed: int) -> None:
-    inject_gpmd(
-        path,
-        payloads_from_profile(
-            PROFILE.altitude, start=start, seconds=seconds, noise_m=1.0, seed=seed
-        ),
-    )
-
-
 @pytest.fixture(scope="module")
 def card(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three jumps, each opened by its customer's QR shot:
@@ -103,18 +94,14 @@ def card(tmp_path_factory: pytest.TempPathFactory) -> Path:
         creation_time="2026-12-01T10:05:00Z",
     )  # fmt: skip
     make_gopro_qr_shot(g / "GH010003.MP4", MUTED, creation_time="2026-12-01T11:00:00Z")
-    c1, c2 = g / "GX010004.MP4", g / "GX020004.MP4"
-    make_jump_clip(
-        g / "unused.mp4", seconds=150, creation_time="2026-12-01T11:05:00Z",
-        chapters=[(c1, 50.0), (c2, 100.0)],
+    make_chaptered_telemetry_jump(
+        g / "GX010004.MP4", g / "GX020004.MP4", PROFILE, split_s=50.0, seconds=150,
+        seeds=(21, 22), creation_time="2026-12-01T11:05:00Z",
     )  # fmt: skip
-    (g / "unused.mp4").unlink(missing_ok=True)
-    _with_telemetry(c1, seconds=50, seed=21)
-    _with_telemetry(c2, start=50.0, seconds=100, seed=22)
     make_gopro_qr_shot(g / "GH010005.MP4", BOTH, creation_time="2026-12-01T12:00:00Z")
     both = g / "GX010006.MP4"
     make_jump_clip(both, seconds=150, freefall=(30.0, 40.0), creation_time="2026-12-01T12:05:00Z")
-    _with_telemetry(both, seconds=150, seed=23)
+    add_telemetry(both, PROFILE, seconds=150, seed=23)
     return root
 
 

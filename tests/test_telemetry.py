@@ -52,11 +52,12 @@ from tests.support.cards import gopro_folder, make_jump_clip, make_plain_clip, w
 from tests.support.gpmf import (
     GpsSample,
     Jump,
+    add_telemetry,
     gps_payload,
     inject_gpmd,
     jump_profile,
     klv,
-    payloads_from_profile,
+    make_chaptered_telemetry_jump,
     top_level_boxes,
 )
 from tests.support.media import ffmpeg, make_clip
@@ -93,16 +94,6 @@ def wind_clip(path: Path, *, seconds: float, bursts: list[tuple[float, float]]) 
     return path
 
 
-def with_telemetry(
-    path: Path, jump: Jump, *, start: float = 0.0, seconds: int, **kw: Any
-) -> list[bytes]:
-    payloads = payloads_from_profile(
-        jump.altitude, start=start, seconds=seconds, noise_m=kw.pop("noise_m", 1.0), **kw
-    )
-    inject_gpmd(path, payloads)
-    return payloads
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     d = tmp_path_factory.mktemp("telemetry")
@@ -110,29 +101,26 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # (a) wind where the altitude falls: both signals agree.
     agree = make_jump_clip(d / "agree.mp4", seconds=150, freefall=(30.0, 40.0))[0]
     made["agree_before"] = agree.read_bytes()
-    made["agree_payloads"] = with_telemetry(agree, PROFILE, seconds=150)
+    made["agree_payloads"] = add_telemetry(agree, PROFILE, seconds=150)
     made["agree"] = agree
     # (b) a muted/cased camera: quiet audio, the altitude alone shows the freefall.
     silent = make_jump_clip(d / "silent.mp4", seconds=150)[0]
-    with_telemetry(silent, PROFILE, seconds=150, stream="GPS9", seed=2)
+    add_telemetry(silent, PROFILE, seconds=150, stream="GPS9", seed=2)
     made["silent"] = silent
     # (c) wind, and a GPS that never got a fix.
     nofix = make_jump_clip(d / "nofix.mp4", seconds=150, freefall=(30.0, 40.0))[0]
-    with_telemetry(nofix, PROFILE, seconds=150, fix=lambda t: 0)
+    add_telemetry(nofix, PROFILE, seconds=150, fix=lambda t: 0)
     made["nofix"] = nofix
     # (d) the door opens 20 s before the exit: wind in level flight, then freefall.
     door_jump = jump_profile(seconds=150, exit_at=60.0, exit_altitude=2600.0, jump_run_s=45.0)
     door = wind_clip(d / "door.mp4", seconds=150, bursts=[(20.0, 25.0), (60.0, 40.0)])
-    with_telemetry(door, door_jump, seconds=150, seed=3)
+    add_telemetry(door, door_jump, seconds=150, seed=3)
     made["door"], made["door_jump"] = door, door_jump
     # A freefall across two chapters (GoPro splits at ~4 GB), telemetry in each.
-    c1, c2 = d / "GX010007.MP4", d / "GX020007.MP4"
-    make_jump_clip(
-        d / "unused.mp4", seconds=150, freefall=(30.0, 40.0), chapters=[(c1, 50.0), (c2, 100.0)]
-    )
-    with_telemetry(c1, PROFILE, seconds=50, seed=4)
-    with_telemetry(c2, PROFILE, start=50.0, seconds=100, seed=5)
-    made["chapters"] = [c1, c2]
+    made["chapters"] = list(make_chaptered_telemetry_jump(
+        d / "GX010007.MP4", d / "GX020007.MP4", PROFILE, split_s=50.0, seconds=150,
+        seeds=(4, 5), freefall=(30.0, 40.0),
+    ))  # fmt: skip
     made["plain"] = make_plain_clip(d / "plain.mp4", seconds=3)
     return made
 
@@ -220,7 +208,7 @@ def _all_items(payload: bytes) -> list[Any]:
 def test_samples_without_a_fix_are_dropped(tmp_path: Path) -> None:
     for stream in ("GPS5", "GPS9"):
         clip = make_plain_clip(tmp_path / f"{stream}.mp4", seconds=10)
-        with_telemetry(clip, PROFILE, seconds=10, stream=stream, fix=lambda t: 0 if t < 4.5 else 3)
+        add_telemetry(clip, PROFILE, seconds=10, stream=stream, fix=lambda t: 0 if t < 4.5 else 3)
         track = read_altitude_track([clip])
         assert track is not None and track.streams == (stream,)
         # GPS5 has one fix per payload (the payload's first row), GPS9 one per row.
@@ -436,14 +424,10 @@ def telemetry_card(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tcard")
     g = gopro_folder(root)
     make_plain_clip(g / "GH010001.MP4", seconds=3, creation_time="2026-12-01T10:00:00Z")
-    c1, c2 = g / "GX010002.MP4", g / "GX020002.MP4"
-    make_jump_clip(
-        g / "unused.mp4", seconds=150, creation_time="2026-12-01T10:05:00Z",
-        chapters=[(c1, 50.0), (c2, 100.0)],
+    make_chaptered_telemetry_jump(
+        g / "GX010002.MP4", g / "GX020002.MP4", PROFILE, split_s=50.0, seconds=150,
+        seeds=(8, 9), creation_time="2026-12-01T10:05:00Z",
     )  # fmt: skip
-    (g / "unused.mp4").unlink(missing_ok=True)
-    with_telemetry(c1, PROFILE, seconds=50, seed=8)
-    with_telemetry(c2, PROFILE, start=50.0, seconds=100, seed=9)
     return root
 
 
@@ -466,7 +450,7 @@ async def test_analyse_folder_uses_telemetry(telemetry_card: Path, tmp_path: Pat
 
 async def test_no_sound_at_all_but_telemetry(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "noaudio.mp4", seconds=150, size="64x36", rate="5", audio=False)
-    with_telemetry(clip, PROFILE, seconds=150, seed=12)
+    add_telemetry(clip, PROFILE, seconds=150, seed=12)
     result = await analyse_signals([clip])
     (ff,) = result.freefalls
     assert ff.source is FreefallSource.TELEMETRY

@@ -24,9 +24,12 @@ import math
 import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
+
+from tests.support.cards import make_jump_clip
 
 G = 9.81
 GPS5_SCAL = (10_000_000, 10_000_000, 1000, 1000, 100)
@@ -304,3 +307,35 @@ def jump_profile(
                 landing = float(ti)
         alt[i] = h
     return Jump(exit_at, deploy_at, landing, t, alt)
+
+
+def add_telemetry(
+    path: Path, jump: Jump, *, start: float = 0.0, seconds: int, noise_m: float = 1.0,
+    **kw: Any,
+) -> list[bytes]:  # fmt: skip
+    """A ``gpmd`` track with ``jump``'s altitude from ``start`` for ``seconds`` (one
+    payload a second) injected into ``path``; the payloads, for byte comparisons."""
+    payloads = payloads_from_profile(
+        jump.altitude, start=start, seconds=seconds, noise_m=noise_m, **kw
+    )
+    inject_gpmd(path, payloads)
+    return payloads
+
+
+def make_chaptered_telemetry_jump(
+    first: Path, second: Path, jump: Jump, *, split_s: float, seconds: int,
+    seeds: tuple[int, int], freefall: tuple[float, float] | None = None,
+    creation_time: str | None = None,
+) -> tuple[Path, Path]:  # fmt: skip
+    """One recording of ``seconds`` split into two GoPro chapters at ``split_s``, each
+    with its share of ``jump``'s telemetry. The sound has a wind roar over ``freefall``
+    (start, length) when given, else it is quiet (a muted or cased camera)."""
+    whole = first.with_name("unused-whole.mp4")
+    make_jump_clip(
+        whole, seconds=seconds, freefall=freefall, creation_time=creation_time,
+        chapters=[(first, split_s), (second, seconds - split_s)],
+    )  # fmt: skip
+    whole.unlink(missing_ok=True)
+    add_telemetry(first, jump, seconds=int(split_s), seed=seeds[0])
+    add_telemetry(second, jump, start=split_s, seconds=int(seconds - split_s), seed=seeds[1])
+    return first, second
