@@ -6,6 +6,12 @@ request and WebSocket while a query waits, so all database work goes through
 on a worker thread. A single :class:`trio.CapacityLimiter` sized to the connection
 pool means threads queue in trio (cheaply, cancellably) instead of blocking inside
 the pool.
+
+Round trips are what a read costs on MySQL: a worker thread gives up the GIL for
+each one and must win it back from the trio thread. A read of three queries was
+six trips (a ping, the queries, COMMIT, and the pool's ROLLBACK on return); the
+ping and the ROLLBACK are now sent only when they can tell something
+(:func:`_ping_if_idle`, :func:`_reset_on_return`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any, TypeVar
 
 import pymysql.err
 import trio
+from pymysql.constants import SERVER_STATUS
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -37,6 +44,8 @@ CONNECT_TIMEOUT_S = 3
 # PyMySQL reads the server greeting with the *read* timeout, so without one a host
 # that accepts TCP but stays silent blocks a pool thread forever.
 READ_TIMEOUT_S = 60
+#: A pooled MySQL connection unused for longer than this is pinged before use.
+PING_AFTER_IDLE_S = 1.0
 
 
 def make_engine(url: str) -> Engine:
@@ -50,14 +59,16 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=SQLITE_THREADS,
             max_overflow=0,
+            pool_reset_on_return=None,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "reset", _reset_on_return)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=MYSQL_POOL_SIZE,
         max_overflow=MYSQL_MAX_OVERFLOW,
-        pool_pre_ping=True,
+        pool_reset_on_return=None,
         pool_recycle=3600,
         connect_args={
             "connect_timeout": CONNECT_TIMEOUT_S,
@@ -69,6 +80,61 @@ def make_engine(url: str) -> Engine:
             "init_command": "SET time_zone = '+00:00'",
         },
     )
+    event.listen(engine, "reset", _reset_on_return)
+    event.listen(engine, "checkin", _note_checkin)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+def in_transaction(dbapi_connection: Any) -> bool:
+    """Whether the server still has a transaction open on this DBAPI connection.
+
+    SQLite's module tracks it; PyMySQL keeps the status flags of the server's last
+    answer (``None`` before any: unknown, counted as open).
+    """
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        return dbapi_connection.in_transaction
+    status = getattr(dbapi_connection, "server_status", None)
+    return status is None or bool(status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+
+
+def _reset_on_return(dbapi_connection: Any, _record: Any, state: Any) -> None:
+    """The pool's reset of a returned connection, only when there is something to reset.
+
+    SQLAlchemy's default sends ROLLBACK on every return, even right after the
+    COMMIT that ended :meth:`Database.run`'s transaction: a wasted round trip per
+    transaction. A connection still inside a transaction (any path that did not
+    end its own) is rolled back as before; one being torn down is left alone.
+    """
+    if not state.terminate_only and in_transaction(dbapi_connection):
+        dbapi_connection.rollback()
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a pooled connection before use, but only one that sat idle.
+
+    ``pool_pre_ping`` pings on every checkout, one round trip each. What it guards
+    against - a server restart, ``wait_timeout`` or a proxy dropping connections -
+    happens to connections that sat unused; one returned less than
+    :data:`PING_AFTER_IDLE_S` ago was working a moment before. If the server dies
+    in that moment, the request fails like one that was running when it died (503
+    ``database_unavailable``), and SQLAlchemy discards the whole pool on that
+    error, so the next checkouts connect afresh. A failed ping raises
+    ``DisconnectionError``: the pool then retries with a new connection, and the
+    request never sees the dead one.
+    """
+    checked_in_at = record.info.get("checked_in_at")
+    if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_S:
+        return
+    try:
+        dbapi_connection.ping(reconnect=False)
+    except Exception as exc:
+        raise sa_exc.DisconnectionError(f"idle connection is gone: {exc}") from exc
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
