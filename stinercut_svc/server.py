@@ -33,6 +33,7 @@ publishes its final ``job:status``) → every WebSocket client's outbox is flush
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import resource
@@ -353,12 +354,16 @@ async def serve(
     config: HypercornConfig,
     *,
     shutdown_trigger: Callable[[], Awaitable[None]],
+    freeze_heap: bool = False,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` (HTTP and ``/ws``) on ``config.bind`` until ``shutdown_trigger`` returns.
 
     ``task_status.started`` gets the bound URLs. The same function serves in
     production (``stinercut serve``) and in the tests (``tests/support/server.py``).
+    ``freeze_heap``: :func:`freeze_start_up_heap` once start-up is done - for a
+    process that serves one app until it exits (the CLI), not for a test process
+    that starts many apps in turn (each would stay in memory).
     """
     settings = app.settings
     fd_limit = raise_fd_limit()
@@ -377,6 +382,8 @@ async def serve(
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
         await lifespan.wait_for_startup()
+        if freeze_heap:
+            freeze_start_up_heap()
         hub = app.hub
         hub.fd_ceiling = websocket_fd_ceiling(fd_limit, settings.ws_fd_reserve)
         log.info(
@@ -405,6 +412,26 @@ async def serve(
             accepting.cancel()  # stop accepting
             await _shut_down(server, lifespan, connections)
         lifespan_nursery.cancel_scope.cancel()
+
+
+def freeze_start_up_heap() -> None:
+    """Move everything start-up allocated out of the garbage collector's sight.
+
+    Why: after imports and start-up the process holds ~190 000 objects the cyclic
+    collector tracks (modules, classes, SQLAlchemy's and pydantic's structures,
+    the OpenAPI document), nearly all of them alive until exit. Each full
+    (generation 2) collection walks them all: measured here ~100 ms in which the
+    trio loop answers nothing, about once in 20 s of ``/api/health`` load (more
+    often under heavier traffic), which made the slowest health answer 106 ms
+    against 15 ms after the freeze. ``gc.freeze()`` puts them in the permanent
+    generation, so a full collection walks only what was allocated since. Frozen objects are still freed when their
+    last reference goes; only a reference cycle among them would never be
+    collected, and there are few (``gc.collect()`` runs first).
+    """
+    collected = gc.collect()
+    gc.freeze()
+    log.info("heap frozen after start-up: %d objects out of the collector's sight "
+             "(%d collected first)", gc.get_freeze_count(), collected)
 
 
 TRACEMALLOC_ENV = "STINERCUT_TRACEMALLOC"

@@ -78,5 +78,7 @@ async def serve(settings: Settings) -> None:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 return
 
-        await serve_app(app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger)
+        await serve_app(
+            app, hypercorn_config(settings), shutdown_trigger=shutdown_trigger, freeze_heap=True
+        )
     log.info("stopped")
